@@ -1,0 +1,36 @@
+# make run   - the main job on the embedded default
+# make test  - lint, type-check and the whole test suite
+# make bench - the benchmarks under benchmarks/
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+COUNTERS := --counter 'intents.*.resolution.*.item_scraped.*'
+TOTALS := --totals 'intents.*.resolution.*.item_scraped.*.item_sent' \
+          --totals 'intents.*.resolution.*.received'
+
+.PHONY: run test lint bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/livecluster state file:example_suite/recordings/staging-sample.ndjson \
+		$(COUNTERS) $(TOTALS) --indent
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/soak_memory.py

@@ -1,0 +1,204 @@
+"""The ``livecluster`` command: look at a cluster's state without writing a test.
+
+``livecluster state SPEC...`` follows the sources until they end (recordings)
+or have been quiet for ``--until-idle`` seconds, prints the merged state as
+JSON (sorted keys) on standard output and a one-line summary on standard
+error. ``--totals PATTERN`` adds counter totals: the output becomes
+``{"state": ..., "totals": {PATTERN: N}}``.
+
+``livecluster tail SPEC...`` prints every line as it arrives, each shard
+flattened into ``path = value`` assignments, until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from . import jsonutil
+from .collector import Collector
+from .exceptions import ConfigError, LiveClusterError
+from .ingest import Envelope, parse_shard
+from .paths import format_path
+from .sources import parse_specs
+from .state import State
+
+__all__ = ["main"]
+
+
+def _ttl(text: str) -> tuple[str, float]:
+    pattern, sep, seconds = text.rpartition("=")
+    try:
+        if not sep:
+            raise ValueError
+        return pattern, float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--ttl takes PATTERN=SECONDS, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="livecluster", description="Follow a cluster's JSON logs and show the merged state."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    state = sub.add_parser("state", help="print the merged state as JSON")
+    state.add_argument("specs", nargs="+", metavar="SPEC", help="sources, e.g. file:run.ndjson")
+    state.add_argument(
+        "--counter",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="a counter pattern: numeric leaves under it merge by max (repeatable)",
+    )
+    state.add_argument(
+        "--ttl",
+        action="append",
+        default=[],
+        type=_ttl,
+        metavar="PATTERN=SECONDS",
+        help="evict subtrees matching PATTERN not written for SECONDS (repeatable)",
+    )
+    state.add_argument(
+        "--totals",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="also print the sum of the numeric leaves PATTERN selects (repeatable)",
+    )
+    state.add_argument("--indent", action="store_true", help="indent the JSON")
+    state.add_argument(
+        "--until-idle",
+        type=_positive,
+        default=2.0,
+        metavar="SECONDS",
+        help="with live sources, print once no line has arrived for SECONDS (default 2)",
+    )
+    state.add_argument(
+        "--timeout",
+        type=_positive,
+        default=None,
+        metavar="SECONDS",
+        help="give up waiting for the sources after SECONDS (exit 1)",
+    )
+    tail = sub.add_parser("tail", help="print lines and state changes as they arrive")
+    tail.add_argument("specs", nargs="+", metavar="SPEC", help="sources, e.g. http://h:8080/logs")
+    tail.add_argument("--raw", action="store_true", help="print raw lines, not path = value")
+    return parser
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _tail(args) if args.command == "tail" else _state(args)
+    except ConfigError as exc:
+        print(f"livecluster: error: {exc}", file=sys.stderr)
+        return 2
+    except LiveClusterError as exc:
+        print(f"livecluster: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _state(args: argparse.Namespace) -> int:
+    state = State(counters=args.counter, ttl=dict(args.ttl))
+    sources = parse_specs(args.specs)
+    collector = Collector(state, sources).start()
+    try:
+        if all(source.finite for source in sources):
+            done = collector.wait_finished(args.timeout)
+        else:
+            done = collector.wait_idle(args.until_idle, args.timeout)
+    finally:
+        collector.close()
+    for failure in collector.failures:
+        print(f"livecluster: source failed: {failure}", file=sys.stderr)
+    if not done:
+        print(f"livecluster: the sources were still busy after {args.timeout}s", file=sys.stderr)
+        return 1
+    output: object = state.snapshot()
+    if args.totals:
+        output = {"state": output, "totals": {p: state.total(p) for p in args.totals}}
+    sys.stdout.buffer.write(jsonutil.dumps(output, sort_keys=True, indent=args.indent) + b"\n")
+    sys.stdout.flush()
+    stats = state.stats()
+    rejected = ", ".join(f"{r}: {n}" for r, n in sorted(stats.rejected.items()))
+    print(
+        f"livecluster: {stats.lines} lines from {len(sources)} source(s): "
+        f"{stats.accepted} accepted, {sum(stats.rejected.values())} rejected"
+        + (f" ({rejected})" if rejected else ""),
+        file=sys.stderr,
+    )
+    return 1 if collector.failures else 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    sources = parse_specs(args.specs)
+    out = sys.stdout
+    lock = threading.Lock()
+
+    def show(raw: bytes, envelope: Envelope, accepted: bool) -> None:
+        with lock:
+            for line in tail_lines(raw, envelope, accepted, raw_mode=args.raw):
+                print(line, file=out)
+            out.flush()
+
+    collector = Collector(State(), sources, on_line=show).start()
+    try:
+        collector.wait_finished()
+    finally:
+        collector.close()
+    for failure in collector.failures:
+        print(f"livecluster: source failed: {failure}", file=sys.stderr)
+    return 1 if collector.failures else 0
+
+
+def tail_lines(raw: bytes, envelope: Envelope, accepted: bool, *, raw_mode: bool) -> Iterator[str]:
+    """What ``livecluster tail`` prints for one line."""
+    stamp = dt.datetime.now() if envelope.origin_ns is None else _local(envelope.origin_ns)
+    when = stamp.strftime("%H:%M:%S.%f")[:-3]
+    head = f"{when} {envelope.source} {envelope.stream}"
+    text = raw.decode("utf-8", "replace")
+    if raw_mode or not accepted:
+        mark = "" if accepted else f" [rejected: {_reason(raw)}]"
+        yield f"{head}{mark} {text}"
+        return
+    shard = parse_shard(raw)
+    assert isinstance(shard, dict)
+    for path, value in _flatten(shard, ()):
+        yield f"{head} {format_path(path)} = {jsonutil.dumps_text(value)}"
+
+
+def _local(ns: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ns / 1e9)
+
+
+def _reason(raw: bytes) -> str:
+    result = parse_shard(raw)
+    return getattr(result, "reason", "limit")
+
+
+def _flatten(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
+    if type(value) is dict and value:
+        for key, sub in value.items():
+            yield from _flatten(sub, (*path, key))
+    else:
+        yield path, value
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
