@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -54,8 +53,12 @@ REASONS: Final = (
 
 BOM: Final = b"\xef\xbb\xbf"
 # An integer orjson cannot hold exactly (beyond -2**63 .. 2**64-1) has at least
-# twenty digits, or nineteen after a minus sign.
-_LONG_DIGITS: Final = re.compile(rb"-[0-9]{19}|[0-9]{20}")
+# nineteen digits in a row. Mapping every digit to "0" and searching for a run
+# is several times faster than a regular expression.
+# One translated copy serves both checks: "[" becomes "{" so a single count
+# bounds the nesting depth.
+_SCAN: Final = bytes.maketrans(b"123456789[", b"000000000{")
+_LONG_RUN: Final = b"0" * 19
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +120,10 @@ def parse_shard(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any] |
         return _diagnose(raw, str(exc), limits)
     if type(obj) is not dict:
         return Rejection("not_an_object", f"top-level {type(obj).__name__}")
-    if raw.count(b"{") + raw.count(b"[") > limits.max_depth and _depth(obj) > limits.max_depth:
+    scan = raw.translate(_SCAN)
+    if scan.count(b"{") > limits.max_depth and _depth(obj) > limits.max_depth:
         return Rejection("too_deep", f"deeper than {limits.max_depth}")
-    if _LONG_DIGITS.search(raw) is not None:
+    if _LONG_RUN in scan:
         return _exact(raw)
     return obj
 

@@ -18,7 +18,9 @@ def dumps(value: Any, *, sort_keys: bool = False, indent: bool = False) -> bytes
     """Serialize ``value`` to UTF-8 JSON bytes."""
     option = (orjson.OPT_SORT_KEYS if sort_keys else 0) | (orjson.OPT_INDENT_2 if indent else 0)
     try:
-        return orjson.dumps(value, option=option)
+        # orjson's result keeps a 4 KiB buffer however short the text; slicing
+        # copies it to its exact size, which matters for what the journal keeps.
+        return orjson.dumps(value, option=option | orjson.OPT_APPEND_NEWLINE)[:-1]
     except TypeError:
         text = json.dumps(
             value,

@@ -31,7 +31,7 @@ from typing import Any, Final, TypeVar
 
 from . import jsonutil
 from .exceptions import ConfigError
-from .ingest import DEFAULT_LIMITS, DIRECT, Envelope, Limits, Rejection, parse_shard
+from .ingest import BOM, DEFAULT_LIMITS, DIRECT, Envelope, Limits, Rejection, parse_shard
 from .paths import GLOBSTAR, MatchNode, Pattern, PatternSet, parse_pattern
 
 __all__ = [
@@ -45,6 +45,9 @@ __all__ = [
 
 T = TypeVar("T")
 _UNLIMITED: Final = Limits(max_line_bytes=1 << 62, max_depth=1 << 30)
+_time_ns: Final = time.time_ns
+_NULL: Final = b"null"
+_BOM_FIRST: Final = 0xEF
 
 
 class _Evicted:
@@ -72,7 +75,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
     if type(patch) is not dict:
         return copy_json(patch)
     result = copy_json(target) if type(target) is dict else {}
-    _merge_plain_nulls(result, copy_json(patch))
+    _merge_plain(result, copy_json(patch), _NULL)
     return result
 
 
@@ -89,29 +92,55 @@ def copy_json(value: Any) -> Any:
     return value
 
 
-def _merge_plain(target: dict[str, Any], patch: dict[str, Any]) -> None:
-    """Merge a patch that holds no ``null`` into ``target``, taking its objects."""
+def _merge_plain(target: dict[str, Any], patch: dict[str, Any], text: bytes) -> None:
+    """Merge ``patch`` into ``target``, taking the patch's objects.
+
+    ``text`` is the JSON the patch was parsed from: a new subtree is searched
+    for nulls to drop only when ``text`` holds one, which keeps the common
+    case (updates to existing keys) free of any scan.
+    """
     for key, value in patch.items():
         if type(value) is dict:
             old = target.get(key)
             if type(old) is dict:
-                _merge_plain(old, value)
+                _merge_plain(old, value, text)
                 continue
+            if _NULL in text:
+                _drop_nulls(value)
+        elif value is None:
+            target.pop(key, None)
+            continue
         target[key] = value
 
 
-def _merge_plain_nulls(target: dict[str, Any], patch: dict[str, Any]) -> None:
-    """Merge a patch that may hold ``null`` into ``target``, taking its objects."""
+def _merge_max(target: dict[str, Any], patch: dict[str, Any], text: bytes) -> None:
+    """:func:`_merge_plain` inside a counter region: numbers never go down."""
     for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        elif type(value) is dict:
+        kind = type(value)
+        if kind is dict:
             old = target.get(key)
-            if type(old) is not dict:
-                old = target[key] = {}
-            _merge_plain_nulls(old, value)
-        else:
-            target[key] = value
+            if type(old) is dict:
+                _merge_max(old, value, text)
+                continue
+            if _NULL in text:
+                _drop_nulls(value)
+        elif kind is int or kind is float:
+            old = target.get(key)
+            if (type(old) is int or type(old) is float) and old > value:
+                continue
+        elif value is None:
+            target.pop(key, None)
+            continue
+        target[key] = value
+
+
+def _drop_nulls(tree: dict[str, Any]) -> None:
+    """RFC 7386 on a new subtree: MergePatch({}, value) keeps no null."""
+    for key, value in list(tree.items()):
+        if value is None:
+            del tree[key]
+        elif type(value) is dict:
+            _drop_nulls(value)
 
 
 # --------------------------------------------------------------------------
@@ -159,7 +188,7 @@ def _compile(
 
 
 def _is_number(value: Any) -> bool:
-    return (type(value) is int or type(value) is float) and value == value
+    return type(value) is int or type(value) is float
 
 
 # --------------------------------------------------------------------------
@@ -301,7 +330,7 @@ class State:
         if type(line) is not bytes:
             line = _to_bytes(line)
         shard = parse_shard(line, self.limits)
-        recv_ns = time.time_ns()
+        recv_ns = _time_ns()
         with self._lock:
             self._seq = seq = self._seq + 1
             if self._sink is not None:
@@ -310,9 +339,9 @@ class State:
                 assert isinstance(shard, Rejection)
                 self._reject(seq, recv_ns, envelope, line, shard)
                 return False
-            if line[:3] == b"\xef\xbb\xbf":
+            if line[0] == _BOM_FIRST and line.startswith(BOM):
                 self._bom += 1
-            self._apply(shard, b"null" in line)
+            self._apply(shard, line)
             self._journal.append((seq, recv_ns, envelope, line))
             self._accepted += 1
             self.version += 1
@@ -338,7 +367,7 @@ class State:
             self._seq = seq = self._seq + 1
             if self._sink is not None:
                 self._sink(seq, recv_ns, envelope, raw)
-            self._apply(own, True)
+            self._apply(own, raw)
             self._journal.append((seq, recv_ns, envelope, raw))
             self._accepted += 1
             self.version += 1
@@ -354,15 +383,12 @@ class State:
         text = line[: self._sample_chars * 4].decode("utf-8", "replace")[: self._sample_chars]
         self._rejected.append(Rejected(seq, recv_ns, envelope, why.reason, why.detail, text))
 
-    def _apply(self, shard: dict[str, Any], has_null: bool) -> None:
+    def _apply(self, shard: dict[str, Any], text: bytes) -> None:
         node = self._root_node
         if node is None:
-            if has_null:
-                _merge_plain_nulls(self._root, shard)
-            else:
-                _merge_plain(self._root, shard)
+            _merge_plain(self._root, shard, text)
         else:
-            self._merge(self._root, shard, node, (), has_null)
+            self._merge(self._root, shard, node, (), text)
 
     def _merge(
         self,
@@ -370,40 +396,44 @@ class State:
         patch: dict[str, Any],
         node: _Node,
         path: tuple[Hashable, ...],
-        has_null: bool,
+        text: bytes,
     ) -> None:
+        # The hot path of ingest: whole subtrees go to the plain merges as soon
+        # as no pattern can match below them, and paths are built only where a
+        # TTL pattern may still end.
+        lits, wild = node.lits, node.wild
         for key, value in patch.items():
-            child: _Node | None = node.lits.get(key, node.wild)  # type: ignore[assignment]
-            if value is None:
-                target.pop(key, None)
-                continue
+            child: _Node | None = lits.get(key, wild) if lits else wild  # type: ignore[assignment]
             if type(value) is dict:
                 old = target.get(key)
-                if type(old) is not dict:
-                    if child is None or not child.ttl_below:
-                        # A new subtree: nothing in it can merge by max or expire.
-                        if has_null:
-                            old = target[key] = {}
-                            _merge_plain_nulls(old, value)
-                        else:
-                            target[key] = value
-                        continue
-                    old = target[key] = {}
                 if child is None:
-                    if has_null:
-                        _merge_plain_nulls(old, value)
-                    else:
-                        _merge_plain(old, value)
+                    if type(old) is dict:
+                        _merge_plain(old, value, text)
+                        continue
+                elif child.ttl_below:
+                    if type(old) is not dict:
+                        old = target[key] = {}
+                    sub = (*path, key)
+                    if child.ttl is not None:
+                        self._touch(child.ttl, sub)
+                    self._merge(old, value, child, sub, text)
                     continue
-                sub = (*path, key)
-                if child.ttl is not None:
-                    self._touch(child.ttl, sub)
-                self._merge(old, value, child, sub, has_null)
+                elif type(old) is dict:
+                    if child.counter:
+                        _merge_max(old, value, text)
+                    else:
+                        self._merge(old, value, child, path, text)
+                    continue
+                # A new subtree: nothing in it can merge by max or expire.
+                if _NULL in text:
+                    _drop_nulls(value)
+            elif value is None:
+                target.pop(key, None)
                 continue
-            if child is not None:
-                if child.counter and _is_number(value):
+            elif child is not None:
+                if child.counter and (type(value) is int or type(value) is float):
                     old = target.get(key)
-                    if _is_number(old) and old > value:
+                    if (type(old) is int or type(old) is float) and old > value:
                         continue
                 if child.ttl is not None:
                     self._touch(child.ttl, (*path, key))
