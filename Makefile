@@ -13,7 +13,11 @@ TOTALS := --totals 'intents.*.resolution.*.item_scraped.*.item_sent' \
 
 .PHONY: run test lint bench
 
-$(STAMP): pyproject.toml
+# The state engine's hot modules are compiled (mypyc) at install, so a change
+# to them needs a reinstall before it takes effect.
+COMPILED := pytest_livecluster/fastpath.py pytest_livecluster/paths.py pytest_livecluster/state.py
+
+$(STAMP): pyproject.toml setup.py $(COMPILED)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'

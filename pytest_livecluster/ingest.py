@@ -31,6 +31,7 @@ from typing import Any, Final
 import orjson
 
 from .exceptions import ConfigError
+from .fastpath import quick_shard
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -52,13 +53,6 @@ REASONS: Final = (
 )
 
 BOM: Final = b"\xef\xbb\xbf"
-# An integer orjson cannot hold exactly (beyond -2**63 .. 2**64-1) has at least
-# nineteen digits in a row. Mapping every digit to "0" and searching for a run
-# is several times faster than a regular expression.
-# One translated copy serves both checks: "[" becomes "{" so a single count
-# bounds the nesting depth.
-_SCAN: Final = bytes.maketrans(b"123456789[", b"000000000{")
-_LONG_RUN: Final = b"0" * 19
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +106,9 @@ def parse_shard(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any] |
 
     Never raises for any input bytes.
     """
+    shard = quick_shard(raw, limits.max_line_bytes, limits.max_depth)
+    if shard is not None:
+        return shard
     if len(raw) > limits.max_line_bytes:
         return Rejection("too_large", f"{len(raw)} bytes, limit {limits.max_line_bytes}")
     try:
@@ -120,12 +117,10 @@ def parse_shard(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any] |
         return _diagnose(raw, str(exc), limits)
     if type(obj) is not dict:
         return Rejection("not_an_object", f"top-level {type(obj).__name__}")
-    scan = raw.translate(_SCAN)
-    if scan.count(b"{") > limits.max_depth and _depth(obj) > limits.max_depth:
+    if _depth(obj) > limits.max_depth:
         return Rejection("too_deep", f"deeper than {limits.max_depth}")
-    if _LONG_RUN in scan:
-        return _exact(raw)
-    return obj
+    # Only a long run of digits is left: an integer orjson may have rounded.
+    return _exact(raw)
 
 
 def _diagnose(raw: bytes, message: str, limits: Limits) -> dict[str, Any] | Rejection:

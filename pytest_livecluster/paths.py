@@ -101,11 +101,15 @@ def _single(pattern: Pattern) -> PatternSet:
     return PatternSet([(pattern, True)])
 
 
-@functools.lru_cache(maxsize=1024)
-def parse_pattern(text: str) -> Pattern:
+def parse_pattern(text: Any) -> Pattern:
     """Parse ``text`` into a :class:`Pattern`; raise :class:`PatternError` if malformed."""
     if not isinstance(text, str):
         raise PatternError(f"a pattern is a string, got {text!r}")
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str) -> Pattern:
     segments: list[Segment] = []
     i, n = 0, len(text)
     while True:

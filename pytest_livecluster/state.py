@@ -31,6 +31,7 @@ from typing import Any, Final, TypeVar
 
 from . import jsonutil
 from .exceptions import ConfigError
+from .fastpath import quick_shard
 from .ingest import BOM, DEFAULT_LIMITS, DIRECT, Envelope, Limits, Rejection, parse_shard
 from .paths import GLOBSTAR, MatchNode, Pattern, PatternSet, parse_pattern
 
@@ -286,7 +287,7 @@ class State:
         self,
         *,
         counters: Iterable[str] = (),
-        ttl: Mapping[str, float] | None = None,
+        ttl: Mapping[str, Any] | None = None,
         limits: Limits = DEFAULT_LIMITS,
         journal_size: int = 10_000,
         rejected_size: int = 1_000,
@@ -300,6 +301,8 @@ class State:
             self.counter_patterns, [t.pattern for t in self._ttls]
         )
         self.limits = limits
+        self._max_bytes = limits.max_line_bytes
+        self._max_depth = limits.max_depth
         self._clock = clock
         self._sink = sink
         self._sample_chars = sample_chars
@@ -329,7 +332,11 @@ class State:
         """
         if type(line) is not bytes:
             line = _to_bytes(line)
-        shard = parse_shard(line, self.limits)
+        shard: dict[str, Any] | Rejection | None = quick_shard(
+            line, self._max_bytes, self._max_depth
+        )
+        if shard is None:
+            shard = parse_shard(line, self.limits)
         recv_ns = _time_ns()
         with self._lock:
             self._seq = seq = self._seq + 1
