@@ -324,7 +324,7 @@ class State:
 
     # -- writing -------------------------------------------------------------
 
-    def ingest(self, line: bytes | str, envelope: Envelope = DIRECT) -> bool:
+    def ingest(self, line: Any, envelope: Envelope = DIRECT) -> bool:
         """Parse one log line and merge it; return whether it was accepted.
 
         Never raises for bad input: a line that is not a shard is counted by
