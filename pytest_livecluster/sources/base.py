@@ -88,7 +88,7 @@ class SourceOptions:
     environment when the request is made, so secrets stay off command lines.
     """
 
-    http_headers: Mapping[str, str] = field(default_factory=dict)
+    http_headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     http_ca: str | None = None
     http_read_timeout: float = 30.0
     reconnect_max_wait: float = 5.0

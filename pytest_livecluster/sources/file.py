@@ -16,6 +16,7 @@ from ..exceptions import RecordingError, SourceUnavailable, SpecError
 from ..ingest import Envelope
 from ..recording import decode_record, is_header, iter_lines
 from .base import Emit, Source, SourceOptions
+from .registry import register
 
 __all__ = ["FileSource"]
 
@@ -75,3 +76,6 @@ class FileSource(Source):
             self.health.line(raw)
             emit(raw, envelope)
         self.health.state = "finished"
+
+
+register("file:", "file:PATH", FileSource.from_spec)

@@ -1,0 +1,641 @@
+"""``http://HOST:PORT/logs`` and ``https://…``: follow a bare service's ``/logs`` endpoint.
+
+The protocol is the one :mod:`pytest_livecluster.logserver` serves: NDJSON
+lines numbered from ``Log-First-Seq``, or Server-Sent Events whose ``id`` is
+the number. The source keeps a cursor (the number of the last line it
+delivered) and resumes from it with ``after=`` and ``Last-Event-ID``, so a
+reconnect neither repeats nor skips a line; lines the server no longer holds
+are reported as a gap in :attr:`~.base.SourceHealth.gaps` and its errors.
+
+Framing is done on bytes: lines end at ``\\n`` only (for SSE at ``\\r\\n``,
+``\\r`` or ``\\n``, as the SSE format says), never at the other characters
+``str.splitlines`` knows, which are legal inside JSON strings. Neither httpx's
+``iter_lines()`` nor httpx-sse is used: the first splits on U+2028, U+0085 and
+friends, and the second decodes text with replacement characters (an invalid
+UTF-8 line would reach ingest altered instead of being rejected) and cannot say
+how much of an unfinished event it dropped. A line or event cut off by the end
+of a response is never delivered; its size goes into an error.
+
+Failures:
+
+- a dropped connection, a read timeout (``options.http_read_timeout``, which
+  must exceed the server's heartbeat interval), a body that ended early, 5xx,
+  408 and 429 are retried with exponential backoff (tenacity, up to
+  ``options.reconnect_max_wait``); the backoff starts again once a connection
+  delivered a line;
+- a refused connection is retried the same way, since the service may still be
+  starting;
+- other 4xx, an untrusted TLS certificate, a missing CA bundle or a header whose
+  environment variable is unset raise :class:`~..exceptions.SourceUnavailable`.
+
+:meth:`HttpSource.close` interrupts a blocked read by shutting the
+connection's socket down from the calling thread (the socket is captured
+through httpcore's ``trace`` extension as soon as it is connected), so
+:meth:`HttpSource.run` returns at once. Only a TCP connect or TLS handshake in
+progress is not interrupted; it is bounded by the connect timeout
+(:data:`CONNECT_TIMEOUT`, or the read timeout if shorter).
+
+Header values from ``options.http_headers`` (``env:NAME`` reads the variable
+at request time) and the password in the URL are secrets: they are never put
+into messages, health or reprs, and are masked in text a server sends back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import ssl
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+
+import httpx
+import tenacity
+
+from ..exceptions import SourceUnavailable, SpecError
+from ..ingest import Envelope
+from ..logserver import FIRST_SEQ_HEADER, NDJSON, SSE
+from .base import Emit, Source, SourceOptions
+from .registry import register
+
+__all__ = ["CONNECT_TIMEOUT", "HttpSource", "public_url"]
+
+CONNECT_TIMEOUT: Final = 5.0
+ACCEPT: Final = f"{NDJSON}, {SSE};q=0.9"
+REDACTED: Final = "REDACTED"
+
+# Query parameters whose values are treated as secrets in the source id.
+_SECRET_PARAM: Final = re.compile(r"token|key|secret|pass|pwd|auth|sig|credential|session", re.I)
+_SEQ: Final = re.compile(rb"[0-9]{1,18}")
+_HEARTBEATS: Final = (b"", b"\r")
+# Shorter "secrets" (a header like ``X-Debug: 1``) would mask innocent text.
+_MIN_SECRET: Final = 4
+_EXCERPT: Final = 200
+_RETRY_STATUS: Final = frozenset({408, 429})
+_RETRYABLE: Final = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    httpx.ProxyError,
+    httpx.DecodingError,
+)
+_SOCKET_EVENTS: Final = ("connection.connect_tcp.complete", "connection.start_tls.complete")
+
+
+class _Retry(Exception):
+    """An attempt failed in a way worth retrying after a pause."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """One line from the wire.
+
+    ``seq`` is the server's number for it (an SSE ``id``), or None for "the
+    one after the previous"; ``raw`` is None when the line was too long and
+    dropped, and ``size`` its length either way.
+    """
+
+    seq: int | None
+    raw: bytes | None
+    size: int
+
+
+class _Framer(Protocol):
+    def feed(self, chunk: bytes) -> list[_Item]: ...
+
+    @property
+    def pending(self) -> int: ...
+
+
+class HttpSource(Source):
+    """Follows one ``/logs`` endpoint until closed."""
+
+    #: Seconds before the first retry; doubles up to ``options.reconnect_max_wait``.
+    first_wait: float = 0.1
+
+    def __init__(self, url: str, options: SourceOptions | None = None) -> None:
+        parts = _split(url)
+        super().__init__(public_url(url))
+        self.options = options or SourceOptions()
+        self._url = httpx.URL(urlunsplit(parts._replace(netloc=_host_part(parts.netloc))))
+        self._auth = _basic_auth(parts.username, parts.password)
+        self._secrets: set[str] = {unquote(parts.password)} if parts.password else set()
+        self._secrets.update(_query_secrets(parts.query))
+        #: What the server answered with last: NDJSON or SSE (None before that).
+        self.media_type: str | None = None
+        self._cursor: int | None = None
+        self._next = 1
+        self._taken = 0
+        self._repeats_reported = False
+        # The socket in use, handed from run()'s thread to close()'s.
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_spec(cls, spec: str, options: SourceOptions) -> HttpSource:
+        return cls(spec, options)
+
+    @property
+    def cursor(self) -> int | None:
+        """The number of the last line received, or of the line before the first one a
+        response announced; ``after=`` asks for the lines after it. None before any.
+        """
+        return self._cursor
+
+    def run(self, emit: Emit) -> None:
+        try:
+            with self._client() as client:
+                while not self.closed:
+                    self._retrying()(self._attempt, client, emit)
+        except SourceUnavailable as exc:
+            self.health.state = "failed"
+            self.health.attached = 0
+            self.health.error(str(exc))
+            raise
+        self.health.state = "closed"
+        self.health.attached = 0
+
+    def close(self) -> None:
+        super().close()
+        with self._lock:
+            sock = self._socket
+        if sock is not None:
+            _shutdown(sock)
+
+    # -- one connection ---------------------------------------------------------------
+
+    def _attempt(self, client: httpx.Client, emit: Emit) -> None:
+        if self.closed:
+            return
+        before = self._taken
+        reason = self._follow(client, emit)
+        if self.closed:
+            return
+        self.health.state = "reconnecting"
+        self.health.attached = 0
+        self.health.reconnects += 1
+        self.health.error(self._scrub(reason))
+        if self._taken == before:
+            raise _Retry(reason)
+        # This connection delivered lines: reconnect at once, with a fresh backoff.
+
+    def _follow(self, client: httpx.Client, emit: Emit) -> str:
+        """Stream one response; return why it ended, or raise SourceUnavailable."""
+        try:
+            with client.stream(
+                "GET", self._request_url(), headers=self._headers(), extensions=self._trace_ext()
+            ) as response:
+                problem = self._check(response)
+                return problem if problem is not None else self._read(response, emit)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            return self._transport_problem(exc)
+        finally:
+            with self._lock:
+                self._socket = None
+
+    def _check(self, response: httpx.Response) -> str | None:
+        """None for a 200; the problem for a status worth retrying; raise for the rest."""
+        status = response.status_code
+        if status == 200:
+            return None
+        excerpt = _excerpt(response)
+        message = f"{self.id} answered {status} {response.reason_phrase}"
+        if excerpt:
+            message += f": {excerpt}"
+        if status >= 500 or status in _RETRY_STATUS:
+            return message
+        raise self._unavailable(message)
+
+    def _read(self, response: httpx.Response, emit: Emit) -> str:
+        sse = _media_type(response) == SSE
+        self.media_type = SSE if sse else NDJSON
+        framer: _Framer = _SseEvents(self._max) if sse else _NdjsonLines(self._max)
+        self._attached(response, sse)
+        try:
+            for chunk in response.iter_bytes():
+                for item in framer.feed(chunk):
+                    self._take(item, emit)
+            reason = f"{self.id} ended the stream"
+        except httpx.HTTPError as exc:
+            reason = self._describe(exc)
+        if framer.pending:
+            what = "event" if sse else "line"
+            reason += f"; discarded {framer.pending} bytes of an unterminated {what}"
+        return reason
+
+    def _attached(self, response: httpx.Response, sse: bool) -> None:
+        self.health.state = "attached"
+        self.health.attached = 1
+        self._repeats_reported = False
+        first = _first_seq(response)
+        if first is None:
+            if not sse:
+                self.health.error(
+                    f"{self.id} sent no valid {FIRST_SEQ_HEADER} header; "
+                    "numbering its lines from the cursor"
+                )
+            self._next = 1 if self._cursor is None else self._cursor + 1
+            return
+        if self._cursor is None:
+            self._cursor = first - 1
+        elif first > self._cursor + 1:
+            self._gap(first)
+            self._cursor = first - 1
+        self._next = first
+
+    # -- lines ------------------------------------------------------------------------
+
+    def _take(self, item: _Item, emit: Emit) -> None:
+        seq = item.seq if item.seq is not None else self._next
+        self._next = seq + 1
+        cursor = self._cursor
+        if cursor is not None and seq <= cursor:
+            self._repeated(seq)
+            return
+        if cursor is not None and seq > cursor + 1:
+            self._gap(seq)
+        self._cursor = seq
+        self._taken += 1
+        if item.raw is None:
+            self.health.error(
+                f"{self.id}: line {seq} has {item.size} bytes, more than the limit of "
+                f"{self._max}; discarded"
+            )
+            return
+        self.health.line(item.raw)
+        emit(item.raw, Envelope(self.id, "stdout", source_seq=seq))
+
+    def _gap(self, seq: int) -> None:
+        cursor = self._cursor or 0
+        missing = seq - cursor - 1
+        self.health.gaps += missing
+        self.health.error(
+            f"gap: {missing} line(s) of {self.id} lost; asked for lines after {cursor}, "
+            f"the server went on with line {seq} (lines {cursor + 1}-{seq - 1} are gone)"
+        )
+
+    def _repeated(self, seq: int) -> None:
+        if not self._repeats_reported:
+            self._repeats_reported = True
+            self.health.error(
+                f"{self.id} sent line {seq} again (already have up to {self._cursor}); "
+                "skipping repeated lines"
+            )
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _client(self) -> httpx.Client:
+        read = self.options.http_read_timeout
+        return httpx.Client(
+            verify=self._tls(),
+            timeout=httpx.Timeout(read, connect=min(read, CONNECT_TIMEOUT)),
+            # A fresh connection per request: every socket passes through the
+            # trace hook, so close() can always reach the one in use.
+            limits=httpx.Limits(max_keepalive_connections=0),
+            follow_redirects=True,
+            auth=self._auth,
+        )
+
+    def _tls(self) -> ssl.SSLContext | bool:
+        ca = self.options.http_ca
+        if ca is None:
+            return True
+        try:
+            return ssl.create_default_context(cafile=ca)
+        except (OSError, ssl.SSLError) as exc:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            message = f"cannot load the CA bundle {ca!r} for {self.id}: {detail}"
+            raise self._unavailable(message) from None
+
+    def _request_url(self) -> httpx.URL:
+        if self._cursor is None:
+            return self._url
+        return self._url.copy_set_param("after", str(self._cursor))
+
+    def _headers(self) -> httpx.Headers:
+        # Compression in between would hold lines back until its buffer fills.
+        headers = httpx.Headers(
+            {"Accept": ACCEPT, "Accept-Encoding": "identity", "Cache-Control": "no-store"}
+        )
+        for name, value in self.options.http_headers.items():
+            headers[name] = self._header_value(name, value)
+        if self._cursor is not None:
+            headers["Last-Event-ID"] = str(self._cursor)
+        return headers
+
+    def _header_value(self, name: str, value: str) -> str:
+        if value.startswith("env:"):
+            variable = value.removeprefix("env:")
+            resolved = os.environ.get(variable)
+            if resolved is None:
+                raise self._unavailable(
+                    f"header {name!r} for {self.id} comes from the environment variable "
+                    f"{variable}, which is not set"
+                )
+            value = resolved
+        if len(value) >= _MIN_SECRET:
+            self._secrets.add(value)
+        return value
+
+    def _trace_ext(self) -> dict[str, Any]:
+        return {"trace": self._trace}
+
+    def _trace(self, event: str, info: Mapping[str, Any]) -> None:
+        if event not in _SOCKET_EVENTS:
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self._socket = sock
+        if self.closed:  # close() ran before the socket was known
+            _shutdown(sock)
+
+    # -- errors -----------------------------------------------------------------------
+
+    def _transport_problem(self, exc: httpx.HTTPError | httpx.InvalidURL) -> str:
+        """Describe a failure before the response; raise if retrying cannot help."""
+        verify = _cert_error(exc)
+        if verify is not None:
+            hint = "give its CA bundle with http_ca" if self.options.http_ca is None else ""
+            raise self._unavailable(
+                f"the TLS certificate of {self.id} is not trusted: "
+                f"{verify.verify_message or verify}" + (f"; {hint}" if hint else "")
+            )
+        if not isinstance(exc, _RETRYABLE):
+            raise self._unavailable(f"cannot follow {self.id}: {self._describe(exc)}")
+        return self._describe(exc)
+
+    def _describe(self, exc: httpx.HTTPError | httpx.InvalidURL) -> str:
+        if isinstance(exc, httpx.ReadTimeout):
+            return f"no data from {self.id} for {self.options.http_read_timeout} s (read timeout)"
+        if isinstance(exc, httpx.ConnectTimeout):
+            return f"connecting to {self.id} timed out"
+        if isinstance(exc, httpx.ConnectError):
+            return f"cannot connect to {self.id}: {exc}"
+        if isinstance(exc, httpx.RemoteProtocolError):
+            return f"the connection to {self.id} broke: {exc}"
+        return f"{type(exc).__name__} from {self.id}: {exc}"
+
+    def _unavailable(self, message: str) -> SourceUnavailable:
+        return SourceUnavailable(self._scrub(message))
+
+    def _scrub(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+    @property
+    def _max(self) -> int:
+        return self.options.max_line_bytes
+
+    def _retrying(self) -> tenacity.Retrying:
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Retry),
+            # A cap of 0 would retry a failing server in a tight loop, burning
+            # CPU on both ends, so the cap is at least first_wait.
+            wait=tenacity.wait_exponential(
+                multiplier=self.first_wait,
+                max=max(self.options.reconnect_max_wait, self.first_wait),
+            ),
+            sleep=self._pause,
+            reraise=True,
+        )
+
+    def _pause(self, seconds: float) -> None:
+        self._closed.wait(seconds)
+
+
+# -- framing ------------------------------------------------------------------------------
+
+
+class _Splitter:
+    """Cuts a byte stream into lines at ``\\n``, holding back the unfinished rest.
+
+    With ``sse`` it first turns ``\\r\\n`` and a lone ``\\r`` into ``\\n`` (also
+    a ``\\r\\n`` split across two chunks). A line longer than ``max_bytes`` is
+    dropped while it arrives, so a server that never sends a newline cannot
+    exhaust memory; its length comes out as an ``int`` in its place.
+    """
+
+    def __init__(self, max_bytes: int, *, sse: bool = False) -> None:
+        self._max = max_bytes
+        self._sse = sse
+        self._buf = bytearray()
+        self._skipped: int | None = None
+        self._after_cr = False
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf) + (self._skipped or 0)
+
+    def feed(self, chunk: bytes) -> list[bytes | int]:
+        if self._sse:
+            chunk = self._normalize(chunk)
+        out: list[bytes | int] = []
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            out.append(self._finish(chunk[start:end]))
+            start = end + 1
+        self._hold(chunk[start:])
+        return out
+
+    def _normalize(self, chunk: bytes) -> bytes:
+        if self._after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._after_cr = chunk.endswith(b"\r")
+        return chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+    def _finish(self, piece: bytes) -> bytes | int:
+        if self._skipped is not None:
+            size, self._skipped = self._skipped + len(piece), None
+            return size
+        if self._buf:
+            self._buf += piece
+            line = bytes(self._buf)
+            self._buf.clear()
+        else:
+            line = piece
+        return len(line) if len(line) > self._max else line
+
+    def _hold(self, rest: bytes) -> None:
+        if self._skipped is not None:
+            self._skipped += len(rest)
+            return
+        self._buf += rest
+        if len(self._buf) > self._max:
+            self._skipped = len(self._buf)
+            self._buf.clear()
+
+
+class _NdjsonLines:
+    """NDJSON: one line per item; empty lines are heartbeats."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._lines = _Splitter(max_bytes)
+
+    @property
+    def pending(self) -> int:
+        return self._lines.pending
+
+    def feed(self, chunk: bytes) -> list[_Item]:
+        return [
+            _Item(None, None, line) if isinstance(line, int) else _Item(None, line, len(line))
+            for line in self._lines.feed(chunk)
+            if line not in _HEARTBEATS
+        ]
+
+
+class _SseEvents:
+    """Server-Sent Events: one item per event with data; ``id`` is its number.
+
+    Comments (heartbeats), ``event`` and ``retry`` are ignored; several
+    ``data`` fields are joined with ``\\n``, as the SSE format says.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max = max_bytes
+        self._lines = _Splitter(max_bytes, sse=True)
+        self._data: list[bytes] = []
+        self._size = 0
+        self._dropped = 0
+        self._id: int | None = None
+        self._taken = 0  # bytes of the event so far, for the "discarded" count
+
+    @property
+    def pending(self) -> int:
+        return self._lines.pending + self._taken
+
+    def feed(self, chunk: bytes) -> list[_Item]:
+        out: list[_Item] = []
+        for line in self._lines.feed(chunk):
+            if isinstance(line, int):
+                self._dropped += line
+                self._taken += line + 1
+            elif not line:
+                self._dispatch(out)
+            elif not line.startswith(b":"):
+                self._field(line)
+                self._taken += len(line) + 1
+        return out
+
+    def _field(self, line: bytes) -> None:
+        name, _, value = line.partition(b":")
+        value = value.removeprefix(b" ")
+        if name == b"id":
+            self._id = int(value) if _SEQ.fullmatch(value) else None
+        elif name == b"data":
+            self._data.append(value)
+            self._size += len(value) + 1
+            if self._size > self._max:
+                self._dropped += self._size
+                self._data.clear()
+                self._size = 0
+
+    def _dispatch(self, out: list[_Item]) -> None:
+        if self._dropped:
+            out.append(_Item(self._id, None, self._dropped))
+        elif self._data:
+            data = b"\n".join(self._data)
+            out.append(_Item(self._id, data, len(data)))
+        self._data.clear()
+        self._size = self._dropped = self._taken = 0
+        self._id = None
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def public_url(url: str) -> str:
+    """``url`` without its user and password, and with secret-looking query values masked."""
+    parts = urlsplit(url)
+    query = "&".join(_mask_param(param) for param in parts.query.split("&")) if parts.query else ""
+    return urlunsplit(parts._replace(netloc=_host_part(parts.netloc), query=query, fragment=""))
+
+
+def _mask_param(param: str) -> str:
+    name, eq, value = param.partition("=")
+    return f"{name}={REDACTED}" if eq and value and _SECRET_PARAM.search(name) else param
+
+
+def _query_secrets(query: str) -> set[str]:
+    found = set()
+    for param in query.split("&"):
+        name, _, value = param.partition("=")
+        if value and _SECRET_PARAM.search(name) and len(value) >= _MIN_SECRET:
+            found.update({value, unquote(value)})
+    return found
+
+
+def _split(url: str) -> SplitResult:
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError as exc:  # a bad port
+        raise SpecError(f"bad source spec {public_url(url)!r}: {exc}") from None
+    if not usable:
+        raise SpecError(
+            f"bad source spec {public_url(url)!r}: write http://HOST:PORT/logs or https://…"
+        )
+    return parts
+
+
+def _host_part(netloc: str) -> str:
+    return netloc.rpartition("@")[2]
+
+
+def _basic_auth(username: str | None, password: str | None) -> httpx.BasicAuth | None:
+    if username is None and password is None:
+        return None
+    return httpx.BasicAuth(unquote(username or ""), unquote(password or ""))
+
+
+def _media_type(response: httpx.Response) -> str:
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.partition(";")[0].strip().lower()
+
+
+def _first_seq(response: httpx.Response) -> int | None:
+    raw = response.headers.get(FIRST_SEQ_HEADER, "").strip().encode()
+    return int(raw) if _SEQ.fullmatch(raw) else None
+
+
+def _excerpt(response: httpx.Response) -> str:
+    """The start of an error body, on one line."""
+    data = b""
+    try:
+        for chunk in response.iter_bytes():
+            data += chunk
+            if len(data) >= _EXCERPT:
+                break
+    except httpx.HTTPError:
+        pass
+    return " ".join(data[:_EXCERPT].decode("utf-8", "replace").split())
+
+
+def _cert_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # Wakes the thread blocked in recv() on this socket. socket.socket.shutdown
+    # even for an SSLSocket, whose own shutdown() would also drop its TLS state
+    # under the reading thread; the fd is not closed here, so it cannot be reused.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+register("http://", "http://HOST:PORT/logs", HttpSource.from_spec)
+register("https://", "https://HOST:PORT/logs", HttpSource.from_spec)
