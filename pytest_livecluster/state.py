@@ -33,7 +33,7 @@ from . import jsonutil
 from .exceptions import ConfigError
 from .fastpath import quick_shard
 from .ingest import BOM, DEFAULT_LIMITS, DIRECT, Envelope, Limits, Rejection, parse_shard
-from .paths import GLOBSTAR, MatchNode, Pattern, PatternSet, parse_pattern
+from .paths import GLOBSTAR, MatchNode, Pattern, PatternSet, format_path, parse_pattern
 
 __all__ = [
     "EVICTED",
@@ -322,6 +322,11 @@ class State:
         self._evicted = 0
         self.version = 0
 
+    def set_sink(self, sink: Sink | None) -> None:
+        """Send every line ingested from now on to ``sink`` (see the constructor)."""
+        with self._lock:
+            self._sink = sink
+
     # -- writing -------------------------------------------------------------
 
     def ingest(self, line: Any, envelope: Envelope = DIRECT) -> bool:
@@ -528,6 +533,26 @@ class State:
             kept: int | float = sum(v for _, v in pat.find(self._base) if _is_number(v))
         return live + kept
 
+    def collapse(self, pattern: str | Pattern) -> dict[str, int | float]:
+        """Totals of the numeric leaves at and under ``pattern``, by their path below it.
+
+        For the counter pattern ``intents.*.resolution.*.item_scraped.*`` this
+        gives ``{"...item_scraped.*.tries": N, "...item_scraped.*.item_sent": M, ...}``:
+        each field summed over every intent, writer and domain. A leaf the
+        pattern selects itself is summed under the pattern's own text.
+        """
+        pat = parse_pattern(pattern) if isinstance(pattern, str) else pattern
+        sums: dict[tuple[Hashable, ...], int | float] = {}
+        with self._lock:
+            for tree in (self._root, self._base):
+                for _, value in pat.find(tree):
+                    for rel, leaf in _numeric_leaves(value, ()):
+                        sums[rel] = sums.get(rel, 0) + leaf
+        return {
+            pat.text + ("." + format_path(rel) if rel else ""): total
+            for rel, total in sorted(sums.items(), key=lambda kv: [str(k) for k in kv[0]])
+        }
+
     def wait_for_change(self, version: int, timeout: float | None = None) -> int:
         """Block until :attr:`version` exceeds ``version`` or ``timeout`` passes.
 
@@ -628,6 +653,16 @@ def _counter_leaves(
         for key, sub in value.items():
             yield from _counter_leaves(node.step(key), sub, (*rel, key))
     elif node.counter and _is_number(value):  # type: ignore[attr-defined]
+        yield rel, value
+
+
+def _numeric_leaves(
+    value: Any, rel: tuple[Hashable, ...]
+) -> Iterator[tuple[tuple[Hashable, ...], int | float]]:
+    if type(value) is dict:
+        for key, sub in value.items():
+            yield from _numeric_leaves(sub, (*rel, key))
+    elif type(value) is int or type(value) is float:
         yield rel, value
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from pytest_livecluster import SpecError
 from pytest_livecluster.cli import main
+from pytest_livecluster.logserver import LogBuffer, LogServer
 from pytest_livecluster.sources import FileSource, parse_specs, split_specs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,3 +117,41 @@ def test_ttl_option_needs_pattern_equals_seconds(capsys: pytest.CaptureFixture[s
         main(["state", "file:x", "--ttl", "intents.*"])
     assert exc.value.code == 2
     assert "--ttl takes PATTERN=SECONDS, got 'intents.*'" in capsys.readouterr().err
+
+
+def test_state_waits_for_a_live_source_to_go_quiet(capsys: pytest.CaptureFixture[str]) -> None:
+    buffer = LogBuffer()
+    with LogServer(buffer, heartbeat=0.2).start() as server:
+        buffer.append('{"scraper-1": {"msg": "Hello World"}}')
+        buffer.append('{"scraper-1": {"count": 1}}')
+        code = main(["state", server.url, "--until-idle", "0.5", "--timeout", "20"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert orjson.loads(out) == {"scraper-1": {"msg": "Hello World", "count": 1}}
+    assert "2 lines from 1 source(s): 2 accepted, 0 rejected" in err
+
+
+def test_tail_prints_each_shard_as_path_assignments() -> None:
+    buffer = LogBuffer()
+    with LogServer(buffer, heartbeat=0.2).start() as server:
+        buffer.append('{"intents": {"i-1": {"item_scraped": {"site1.example": {"item_sent": 3}}}}}')
+        buffer.append("Traceback (most recent call last):")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pytest_livecluster.cli", "tail", server.url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert process.stdout is not None
+            first = process.stdout.readline().decode()
+            second = process.stdout.readline().decode()
+        finally:
+            process.terminate()
+            process.communicate(timeout=10)
+    source = server.url
+    assert first.split(" ", 1)[1] == (
+        f'{source} stdout intents.i-1.item_scraped."site1.example".item_sent = 3\n'
+    )
+    assert second.split(" ", 1)[1] == (
+        f"{source} stdout [rejected: invalid_json] Traceback (most recent call last):\n"
+    )

@@ -991,3 +991,23 @@ def test_readers_see_consistent_states_while_one_writer_ingests() -> None:
     assert stats.accepted == shards
     assert stats.journal == 1000
     assert state.journal()[-1].seq == shards
+
+
+def test_collapse_sums_each_field_over_every_writer() -> None:
+    state = State(counters=["intents.*.resolution.*.item_scraped.*"])
+    for intent, host, domain, sent, tries in [
+        ("i-1", "s1", "a.example", 3, 4),
+        ("i-1", "s2", "b.example", 5, 5),
+        ("i-2", "s1", "a.example", 1, 9),
+    ]:
+        counts = {"item_sent": sent, "tries": tries}
+        state.merge(
+            {"intents": {intent: {"resolution": {host: {"item_scraped": {domain: counts}}}}}}
+        )
+    pattern = "intents.*.resolution.*.item_scraped.*"
+    assert state.collapse(pattern) == {
+        f"{pattern}.item_sent": 9,
+        f"{pattern}.tries": 18,
+    }
+    assert state.collapse(f"{pattern}.tries") == {f"{pattern}.tries": 18}
+    assert state.collapse("nothing.*") == {}

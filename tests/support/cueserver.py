@@ -1,0 +1,53 @@
+"""A ``/logs`` server that a test running in a pytester subprocess can drive.
+
+``GET /cue?delay=S&line=JSON[&line=JSON...]`` answers at once and appends the
+lines to the log ``S`` seconds later, so an inner test can start waiting and
+then see the shards it asked for arrive.
+"""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import parse_qs, urlsplit
+
+from pytest_livecluster.logserver import LogBuffer, LogRequestHandler, LogServer
+
+
+class _CueHandler(LogRequestHandler):
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path != "/cue":
+            super().do_GET()
+            return
+        query = parse_qs(url.query)
+        delay = float(query.get("delay", ["0"])[0])
+        lines = query.get("line", [])
+        owner = self.log_server
+        assert isinstance(owner, CueServer)
+        timer = threading.Timer(delay, lambda: [owner.buffer.append(line) for line in lines])
+        timer.daemon = True
+        owner.timers.append(timer)
+        timer.start()
+        self.send_plain(200, f"{len(lines)} line(s) in {delay} s")
+
+
+class CueServer(LogServer):
+    """A :class:`LogServer` with a ``/cue`` endpoint; ``cue_url`` is its address."""
+
+    def __init__(self, heartbeat: float = 0.5) -> None:
+        super().__init__(LogBuffer(), heartbeat=heartbeat)
+        self.handler_class = _CueHandler
+        self.timers: list[threading.Timer] = []
+
+    @property
+    def cue_url(self) -> str:
+        return self.url.rsplit("/", 1)[0] + "/cue"
+
+    def write(self, *lines: str) -> None:
+        for line in lines:
+            self.buffer.append(line)
+
+    def close(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
+        super().close()
