@@ -10,7 +10,7 @@ exactly that part of the state changed and which shards touched it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from .config import TestTiming
 from .paths import format_path
 from .sources.base import SourceHealth
 from .state import JournalEntry, State, StateStats
+from .views import Counts, ErrorGroup, IntentView, Methodology, Views
 from .waiting import Check, consistently, eventually, eventually_attempts
 
 __all__ = ["Cluster", "Cursor"]
@@ -75,9 +76,16 @@ class _TestContext:
 class Cluster:
     """The live cluster, as its logs show it."""
 
-    def __init__(self, state: State, collector: Collector | None, timing: TestTiming) -> None:
+    def __init__(
+        self,
+        state: State,
+        collector: Collector | None,
+        timing: TestTiming,
+        methodology: Methodology | None = None,
+    ) -> None:
         self.state = state
         self.collector = collector
+        self.views = Views(state, methodology)
         self._default_timing = timing
         self._test: _TestContext | None = None
         self._watched: list[tuple[Hashable, ...]] | None = None
@@ -86,8 +94,7 @@ class Cluster:
 
     def get(self, *path: Hashable, default: Any = None) -> Any:
         """A copy of the subtree at ``path`` (``default`` if there is none)."""
-        if self._watched is not None and path not in self._watched:
-            self._watched.append(path)
+        self._watch(path)
         return self.state.get(*path, default=default)
 
     def __getitem__(self, key: str) -> Any:
@@ -121,6 +128,45 @@ class Cluster:
     def health(self) -> list[SourceHealth]:
         """The health of every source followed."""
         return self.collector.health() if self.collector is not None else []
+
+    # -- the methodology (see views.py) -------------------------------------------
+
+    def intent(self, iid: str) -> IntentView | None:
+        """The intent ``iid``: host, module, who answered, its phase and since when."""
+        self._watch(("intents", iid))
+        return self.views.intent(iid)
+
+    def intents(self) -> list[IntentView]:
+        self._watch(("intents",))
+        return self.views.intents()
+
+    def hellos(self) -> dict[str, list[str]]:
+        """Hosts that said hello, by role."""
+        return self.views.hellos()
+
+    def missing_hellos(self, expected: Iterable[str]) -> list[str]:
+        return self.views.missing_hellos(expected)
+
+    def stale(self, older_than: float) -> list[IntentView]:
+        return self.views.stale(older_than)
+
+    def module_updated(self, iid: str) -> bool:
+        self._watch(("intents", iid))
+        return self.views.module_updated(iid)
+
+    def scraping_started(self, iid: str) -> bool:
+        self._watch(("intents", iid))
+        return self.views.scraping_started(iid)
+
+    def counts(self) -> Counts:
+        return self.views.counts()
+
+    def errors(self) -> list[ErrorGroup]:
+        return self.views.errors()
+
+    def _watch(self, path: tuple[Hashable, ...]) -> None:
+        if self._watched is not None and path not in self._watched:
+            self._watched.append(path)
 
     @property
     def since_test(self) -> Cursor:

@@ -19,6 +19,7 @@ from .exceptions import ConfigError
 from .ingest import Limits
 from .paths import parse_pattern
 from .sources import SourceOptions, split_specs
+from .views import Methodology
 
 __all__ = ["OPTIONS", "Option", "Settings", "TestTiming", "add_options", "resolve"]
 
@@ -126,6 +127,20 @@ OPTIONS: Final = (
     Option("max_depth", "livecluster_max_depth", "deeper lines are rejected", "int", 64),
     Option("journal_size", "livecluster_journal_size", "lines kept in the journal", "int", 10_000),
     Option("name", "livecluster_name", "the cluster's name, in reports and alerts", "string", ""),
+    Option(
+        "roles",
+        "livecluster_roles",
+        "host roles, one per line: ROLE = PATTERN[, PATTERN...] (fnmatch globs)",
+        "linelist",
+        (),
+    ),
+    Option(
+        "stale_after",
+        "livecluster_stale_after",
+        "the report names intents older than this many seconds that are not receiving",
+        "float",
+        60.0,
+    ),
 )
 
 
@@ -181,6 +196,8 @@ class Settings:
     journal_size: int
     source_options: SourceOptions
     name: str
+    methodology: Methodology
+    stale_after: float
 
     def timing_for(self, marker_kwargs: Mapping[str, Any]) -> TestTiming:
         """The test's timing after its ``livecluster`` marker."""
@@ -257,6 +274,8 @@ def resolve(config: pytest.Config) -> Settings:
             max_line_bytes=_int(_name("max_line_bytes"), raw["max_line_bytes"]),
         ),
         name=str(raw["name"] or ""),
+        methodology=_methodology(raw["roles"]),
+        stale_after=positive("stale_after"),
     )
 
 
@@ -290,6 +309,22 @@ def _ttl_lines(lines: Any) -> dict[str, float]:
             f"livecluster_ttl for {pattern.strip()!r}", seconds.strip()
         )
     return ttl
+
+
+def _methodology(lines: Any) -> Methodology:
+    roles: dict[str, tuple[str, ...]] = {}
+    for line in lines:
+        text = str(line).strip()
+        if not text:
+            continue
+        role, sep, patterns = text.partition("=")
+        globs = tuple(p.strip() for p in patterns.split(",") if p.strip())
+        if not sep or not role.strip() or not globs:
+            raise ConfigError(
+                f"livecluster_roles: expected 'ROLE = PATTERN[, PATTERN...]', got {text!r}"
+            )
+        roles[role.strip()] = globs
+    return Methodology(roles=roles) if roles else Methodology()
 
 
 def _header_lines(lines: Any) -> dict[str, str]:

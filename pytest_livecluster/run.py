@@ -27,6 +27,7 @@ from .recording import Recorder
 from .report import RunReport, Section, build_report, merge_worker_reports
 from .sources import parse_specs
 from .state import State
+from .views import report_sections
 
 __all__ = ["LiveRun", "XdistController"]
 
@@ -49,7 +50,7 @@ class LiveRun:
             journal_size=settings.journal_size,
         )
         self.collector: Collector | None = None
-        self.cluster = Cluster(self.state, None, settings.timing)
+        self.cluster = Cluster(self.state, None, settings.timing, settings.methodology)
         self.start_error: str | None = None
         self.settle_note: str | None = None
         self.report: RunReport | None = None
@@ -164,6 +165,9 @@ class LiveRun:
         if self.settle_note:
             lines.append(self.settle_note)
         return "\n".join(lines)
+
+    def pytest_livecluster_report(self, cluster: Cluster) -> list[Section]:
+        return report_sections(cluster.views, stale_after=self.settings.stale_after)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.collector is not None:

@@ -1,0 +1,183 @@
+"""The methodology views over hand-written shards."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from pytest_livecluster import Envelope, State
+from pytest_livecluster.views import Methodology, Phase, Views, traceback_groups
+
+T0 = 1_764_072_000_000_000_000  # ns
+
+
+def feed(state: State, source: str, *shards: object, stream: str = "stdout", at: float = 0) -> None:
+    for shard in shards:
+        raw = shard if isinstance(shard, bytes) else orjson.dumps(shard)
+        state.ingest(raw, Envelope(f"docker:{source}", stream, origin_ns=T0 + int(at * 1e9)))
+
+
+def scraped(iid: str, host: str, domain: str, **fields: int) -> dict[str, object]:
+    return {"intents": {iid: {"resolution": {host: {"item_scraped": {domain: fields}}}}}}
+
+
+@pytest.fixture
+def state() -> State:
+    st = State(counters=["intents.*.resolution.*.item_scraped.*"])
+    for host in ("orchestrator", "scraper-1", "scraper-2", "spotter-1"):
+        feed(st, host, {host: {"msg": "Hello World"}})
+    feed(
+        st,
+        "orchestrator",
+        {"intents": {"i-1": {"host": "scraper-1", "module": "scraper@1.4"}}},
+        at=1,
+    )
+    feed(
+        st,
+        "orchestrator",
+        {"intents": {"i-2": {"host": "scraper-2", "module": "scraper@1.4"}}},
+        at=2,
+    )
+    feed(
+        st,
+        "orchestrator",
+        {"intents": {"i-3": {"host": "scraper-1", "module": "scraper@1.5"}}},
+        at=3,
+    )
+    feed(st, "scraper-1", scraped("i-1", "scraper-1", "a.example", item_sent=4, tries=5), at=4)
+    feed(st, "scraper-1", scraped("i-1", "scraper-1", "b.example", item_sent=6, tries=6), at=5)
+    feed(
+        st, "spotter-1", {"intents": {"i-1": {"resolution": {"spotter-1": {"received": 9}}}}}, at=6
+    )
+    feed(st, "scraper-2", {"intents": {"i-2": {"resolution": {"scraper-2": {"started": 1}}}}}, at=7)
+    feed(st, "scraper-1", {"scraper-1": {"msg": "intent i-1 done"}}, at=8)
+    return st
+
+
+def test_hellos_by_role_and_missing_ones(state: State) -> None:
+    views = Views(state)
+    assert views.hellos() == {
+        "orchestrator": ["orchestrator"],
+        "scraper": ["scraper-1", "scraper-2"],
+        "spotter": ["spotter-1"],
+    }
+    assert views.missing_hellos(["scraper-1", "scraper-3", "spotter-1"]) == ["scraper-3"]
+
+
+def test_intent_phases_follow_the_seed(state: State) -> None:
+    views = Views(state)
+    one, two, three = (views.intent(i) for i in ("i-1", "i-2", "i-3"))
+    assert one is not None
+    assert two is not None
+    assert three is not None
+    assert one.phase is Phase.SPOTTER_RECEIVING
+    assert one.answered_by == ("scraper-1", "spotter-1")
+    assert two.phase is Phase.SCRAPER_STARTED
+    assert three.phase is Phase.NO_ANSWER
+    assert views.intent("i-9") is None
+    assert views.by_phase() == {
+        Phase.NO_ANSWER: ["i-3"],
+        Phase.SCRAPER_STARTED: ["i-2"],
+        Phase.SPOTTER_RECEIVING: ["i-1"],
+    }
+
+
+def test_phase_times_come_from_the_journal(state: State) -> None:
+    views = Views(state)
+    one = views.intent("i-1")
+    assert one is not None
+    assert one.first_seen == pytest.approx(T0 / 1e9 + 1)
+    assert one.phase_since == pytest.approx(T0 / 1e9 + 6)  # the spotter's first receipt
+    assert one.in_phase_for(now=T0 / 1e9 + 10) == pytest.approx(4)
+    two = views.intent("i-2")
+    assert two is not None
+    assert two.phase_since == pytest.approx(T0 / 1e9 + 7)
+
+
+def test_stale_intents_are_the_old_ones_short_of_a_phase(state: State) -> None:
+    views = Views(state)
+    # T0 is in the past, so every intent is old: the ones not receiving are stale.
+    assert [v.id for v in views.stale(older_than=60)] == ["i-2", "i-3"]
+    assert [v.id for v in views.stale(60, reached=Phase.SCRAPER_STARTED)] == ["i-3"]
+    assert views.stale(older_than=10**12) == []
+
+
+def test_module_update_and_scraping_start(state: State) -> None:
+    views = Views(state)
+    assert not views.module_updated("i-3")
+    feed(state, "scraper-1", {"scraper-1": {"module": "scraper@1.5"}})
+    assert views.module_updated("i-3")
+    assert views.scraping_started("i-1")
+    assert views.scraping_started("i-2")
+    assert not views.scraping_started("i-3")
+
+
+def test_counts_per_scraper_domain_and_loss(state: State) -> None:
+    feed(state, "scraper-2", scraped("i-2", "scraper-2", "a.example", item_sent=2, tries=2))
+    feed(
+        state, "scraper-1", scraped("i-1", "scraper-1", "a.example", item_sent=3, tries=5)
+    )  # a replay
+    counts = Views(state).counts()
+    assert counts.total["item_sent"] == 12
+    assert counts.total["tries"] == 13
+    assert counts.by_scraper == {
+        "scraper-1": {"item_sent": 10, "tries": 11},
+        "scraper-2": {"item_sent": 2, "tries": 2},
+    }
+    assert counts.by_domain["a.example"] == {"item_sent": 6, "tries": 7}
+    assert counts.received == 9
+    assert counts.received_by_spotter == {"spotter-1": 9}
+    assert counts.loss == 3
+    assert counts.loss_ratio == pytest.approx(0.25)
+
+
+def test_errors_grouped_from_state_and_stderr(state: State) -> None:
+    feed(
+        state,
+        "scraper-2",
+        {
+            "scraper-2": {
+                "errors": {"TimeoutError": {"count": 3, "last": "x", "domain": "news.example"}}
+            }
+        },
+    )
+    feed(state, "scraper-1", scraped("i-1", "scraper-1", "c.example", errors=2))
+    tb = [
+        b"Traceback (most recent call last):",
+        b'  File "scraper.py", line 88, in fetch',
+        b"    raise ConnectionError('reset')",
+        b"ConnectionError: reset",
+    ]
+    for _ in range(2):
+        feed(state, "scraper-2", *tb, stream="stderr")
+    feed(state, "scraper-2", b"plain warning text", stream="stderr")
+    feed(state, "scraper-2", b"not json on stdout")  # stdout noise is not an error
+    errors = {g.key(): g for g in Views(state).errors()}
+    assert set(errors) == {
+        ("scraper-2", "TimeoutError", "news.example"),
+        ("scraper-1", "scrape error", "c.example"),
+        ("scraper-2", "ConnectionError", ""),
+        ("scraper-2", "stderr", ""),
+    }
+    assert errors[("scraper-2", "TimeoutError", "news.example")].count == 3
+    conn = errors[("scraper-2", "ConnectionError", "")]
+    assert conn.count == 2
+    assert conn.sample.splitlines()[0] == "Traceback (most recent call last):"
+    assert conn.sample.splitlines()[-1] == "ConnectionError: reset"
+    assert errors[("scraper-1", "scrape error", "c.example")].count == 2
+
+
+def test_an_unfinished_traceback_is_still_an_error() -> None:
+    state = State()
+    feed(
+        state, "s", b"Traceback (most recent call last):", b'  File "x.py", line 1', stream="stderr"
+    )
+    [group] = traceback_groups(state.rejected())
+    assert (group.host, group.type, group.count) == ("s", "traceback", 1)
+
+
+def test_roles_from_patterns_or_labels() -> None:
+    m = Methodology(roles={"scraper": ("scr-*",), "spotter": ("spot-*",)})
+    assert m.role_of("scr-7") == "scraper"
+    assert m.role_of("scraper-1") is None
+    assert m.role_of("web-1", {"livecluster.role": "spotter"}) == "spotter"
