@@ -155,9 +155,14 @@ class Collector:
     def wait_idle(self, quiet: float, timeout: float | None = None) -> bool:
         """Wait until no line has arrived for ``quiet`` seconds, or every source ended.
 
-        Returns ``False`` if ``timeout`` passed first.
+        Quiet is counted only once no source is still starting, so a slow start
+        is not taken for an idle cluster. Returns ``False`` if ``timeout`` passed first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        while self.running and any(h.state == "starting" for h in self.health()):
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
         with self._lock:
             while True:
                 seen = self._lines

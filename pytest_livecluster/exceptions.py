@@ -8,6 +8,7 @@ translated into these at the boundary, so a user sees one hierarchy::
     │   ├── PatternError         a path pattern cannot be parsed
     │   └── SpecError            a source spec names no known kind of source
     ├── RecordingError           a recording file cannot be read
+    ├── SimError                 the simulated cluster failed, or refused a request
     └── SourceError              a source failed while following the cluster
         └── SourceUnavailable    a source cannot be reached or read at all
 
@@ -36,6 +37,10 @@ class SpecError(ConfigError):
 
 class RecordingError(LiveClusterError):
     """A recording file cannot be read."""
+
+
+class SimError(LiveClusterError):
+    """The simulated cluster failed to start, or its control API refused a request."""
 
 
 class SourceError(LiveClusterError):

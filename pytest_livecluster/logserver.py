@@ -33,9 +33,17 @@ is connected, the server ends that stream: the client's reconnect with
 ``after=`` then shows the gap in ``Log-First-Seq``, instead of the stream
 silently skipping numbers (NDJSON lines carry no numbers of their own).
 
-Numbers start at 1 in every process. A client that asks for ``after=N`` beyond
-the newest line (the service restarted) waits until line ``N+1`` exists: the
-protocol has no restart marker yet.
+Numbers start at 1 in every process, so a restarted service numbers its lines
+from 1 again, and a client resuming with ``after=N`` would wait for line
+``N+1`` and silently miss the new process's first ``N`` lines. Every stream
+therefore carries ``Log-Epoch``, a random token drawn once per
+:class:`LogBuffer`, that is per numbering (see :attr:`LogBuffer.epoch`): a
+client that sees the token change between two connections knows it reached a
+new log and reads it from the start, without ``after``. A new
+:class:`LogServer` on the same buffer keeps the epoch, since the numbering
+goes on (lines it dropped meanwhile still show as a gap). The header is optional and backward
+compatible: a client ignores its absence (an older server) and an older client
+ignores its presence, both then behaving as before it existed.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ import contextlib
 import itertools
 import logging
 import re
+import secrets
 import socket
 import ssl
 import threading
@@ -55,6 +64,7 @@ from typing import Final, Self
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
+    "EPOCH_HEADER",
     "FIRST_SEQ_HEADER",
     "NDJSON",
     "SSE",
@@ -70,6 +80,7 @@ __all__ = [
 NDJSON: Final = "application/x-ndjson"
 SSE: Final = "text/event-stream"
 FIRST_SEQ_HEADER: Final = "Log-First-Seq"
+EPOCH_HEADER: Final = "Log-Epoch"
 
 Batch = list[tuple[int, bytes]]
 """``(sequence number, line)`` pairs, in order."""
@@ -97,6 +108,8 @@ class LogBuffer:
         self._lines: collections.deque[bytes] = collections.deque(maxlen=capacity)
         self._last = 0
         self._cond = threading.Condition()
+        #: Sent as ``Log-Epoch``: tells this numbering from that of a restarted process.
+        self.epoch = secrets.token_hex(8)
 
     @property
     def capacity(self) -> int:
@@ -431,6 +444,7 @@ class LogRequestHandler(BaseHTTPRequestHandler):
         # Asks a proxy such as nginx not to buffer the stream.
         self.send_header("X-Accel-Buffering", "no")
         self.send_header(FIRST_SEQ_HEADER, str(first))
+        self.send_header(EPOCH_HEADER, self.log_server.buffer.epoch)
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Connection", "close")
         self.end_headers()

@@ -21,7 +21,7 @@ from .registry import kinds, parse_specs, register, split_specs
 
 # Importing a kind registers it.
 from .file import FileSource  # isort: skip
-from . import http
+from . import http, sim
 
 __all__ = [
     "Emit",
@@ -33,5 +33,6 @@ __all__ = [
     "kinds",
     "parse_specs",
     "register",
+    "sim",
     "split_specs",
 ]

@@ -7,6 +7,14 @@ delivered) and resumes from it with ``after=`` and ``Last-Event-ID``, so a
 reconnect neither repeats nor skips a line; lines the server no longer holds
 are reported as a gap in :attr:`~.base.SourceHealth.gaps` and its errors.
 
+A restarted service numbers its lines from 1 again. When the server sends the
+optional ``Log-Epoch`` header, the source remembers it; a reconnect that shows
+another epoch means a new log, so the source drops that response unread,
+forgets its cursor and reconnects at once without ``after`` (counted in
+``reconnects``, noted in the errors). Without the header nothing changes: a
+resume then waits for the line after the cursor, which a restarted server only
+reaches later.
+
 Framing is done on bytes: lines end at ``\\n`` only (for SSE at ``\\r\\n``,
 ``\\r`` or ``\\n``, as the SSE format says), never at the other characters
 ``str.splitlines`` knows, which are legal inside JSON strings. Neither httpx's
@@ -58,7 +66,7 @@ import tenacity
 
 from ..exceptions import SourceUnavailable, SpecError
 from ..ingest import Envelope
-from ..logserver import FIRST_SEQ_HEADER, NDJSON, SSE
+from ..logserver import EPOCH_HEADER, FIRST_SEQ_HEADER, NDJSON, SSE
 from .base import Emit, Source, SourceOptions
 from .registry import register
 
@@ -131,6 +139,9 @@ class HttpSource(Source):
         self._next = 1
         self._taken = 0
         self._repeats_reported = False
+        self._epoch: str | None = None
+        # Set when a new epoch was seen: reconnect without the backoff.
+        self._restarted = False
         # The socket in use, handed from run()'s thread to close()'s.
         self._socket: socket.socket | None = None
         self._lock = threading.Lock()
@@ -179,9 +190,11 @@ class HttpSource(Source):
         self.health.attached = 0
         self.health.reconnects += 1
         self.health.error(self._scrub(reason))
-        if self._taken == before:
+        restarted, self._restarted = self._restarted, False
+        if self._taken == before and not restarted:
             raise _Retry(reason)
-        # This connection delivered lines: reconnect at once, with a fresh backoff.
+        # This connection delivered lines or found a new log: reconnect at once,
+        # with a fresh backoff.
 
     def _follow(self, client: httpx.Client, emit: Emit) -> str:
         """Stream one response; return why it ended, or raise SourceUnavailable."""
@@ -189,7 +202,7 @@ class HttpSource(Source):
             with client.stream(
                 "GET", self._request_url(), headers=self._headers(), extensions=self._trace_ext()
             ) as response:
-                problem = self._check(response)
+                problem = self._check(response) or self._new_epoch(response)
                 return problem if problem is not None else self._read(response, emit)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return self._transport_problem(exc)
@@ -209,6 +222,18 @@ class HttpSource(Source):
         if status >= 500 or status in _RETRY_STATUS:
             return message
         raise self._unavailable(message)
+
+    def _new_epoch(self, response: httpx.Response) -> str | None:
+        """None to read the response; why to drop it when the server's log is a new one."""
+        epoch = response.headers.get(EPOCH_HEADER)
+        known, self._epoch = self._epoch, epoch or self._epoch
+        if epoch is None or known is None or epoch == known or self._cursor is None:
+            return None
+        # Asked with after=cursor, the new log would answer from line cursor+1.
+        self._cursor = None
+        self._next = 1
+        self._restarted = True
+        return f"{self.id} restarted (epoch changed); reading its new log from the start"
 
     def _read(self, response: httpx.Response, emit: Emit) -> str:
         sse = _media_type(response) == SSE

@@ -1,0 +1,272 @@
+"""``sim``: start the embedded simulated cluster and follow every process's ``/logs``.
+
+Spec: ``sim``, or ``sim:OPTION=VALUE[,OPTION=VALUE...]`` with
+
+=================================== ===============================================
+``scrapers=N``, ``spotters=N``      how many blades of each role (default 3 and 2)
+``faults=NAME[:K=V...][+NAME...]``  faults on from the start, e.g.
+                                    ``faults=lossy_spotter:share=0.5+error_burst``
+``seed=N``                          the seed of every random choice (default 0)
+``domains=NAME[+NAME...]``          the domains scrapers scrape
+=================================== ===============================================
+
+A comma starts a new spec only before a known kind (``file:``, ``http://``...),
+so the options' commas stay inside this one.
+
+:meth:`SimSource.run` starts a :class:`~pytest_livecluster.sim.SimCluster`
+(exposed as :attr:`SimSource.cluster`, with :attr:`SimSource.started` set
+once it runs), then follows each process's ``/logs`` with an
+:class:`~.http.HttpSource` of its own, whose lines carry the source id
+``sim:HOST``. Their health is summed into this source's (``attached`` counts
+the endpoints followed), their errors and the supervisor's restarts are copied
+into it. :meth:`close` stops the followers and the cluster; ``run`` returns
+within two seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from ..exceptions import SourceError, SourceUnavailable, SpecError
+from ..ingest import Envelope
+from ..sim import DEFAULT_DOMAINS, FAULTS, SimCluster, SimError, parse_faults
+from ..sim.cluster import MAX_BLADES
+from .base import Emit, Source, SourceOptions
+from .http import HttpSource
+from .registry import register
+
+__all__ = ["SimSource", "parse_sim_spec"]
+
+OPTIONS: Final = (
+    "scrapers=N",
+    "spotters=N",
+    "faults=NAME[:KEY=VALUE...][+NAME...]",
+    "seed=N",
+    "domains=NAME[+NAME...]",
+)
+_HEALTH_EVERY: Final = 0.2
+# A local process restarts within a second; no need for the default backoff cap.
+_RECONNECT_MAX_WAIT: Final = 1.0
+_JOIN: Final = 1.0
+
+
+class SimSource(Source):
+    """Runs a simulated cluster and follows it."""
+
+    def __init__(
+        self,
+        spec: str = "sim",
+        options: SourceOptions | None = None,
+        *,
+        scrapers: int = 3,
+        spotters: int = 2,
+        faults: str | Iterable[str] = (),
+        seed: int = 0,
+        domains: Iterable[str] = DEFAULT_DOMAINS,
+    ) -> None:
+        super().__init__(spec)
+        self.options = options or SourceOptions()
+        #: The running cluster, once :attr:`started` is set (None if it could not start).
+        self.cluster: SimCluster | None = None
+        #: Set once :meth:`run` has started the cluster, or failed to.
+        self.started = threading.Event()
+        self._make_cluster: Callable[[], SimCluster] = lambda: SimCluster(
+            scrapers, spotters, faults, seed, domains=domains
+        )
+        self._followers: list[HttpSource] = []
+        self._threads: list[threading.Thread] = []
+        self._failure: SourceError | None = None
+        self._emit_lock = threading.Lock()
+        self._seen_errors: dict[str, int] = {}
+        self._seen_events = 0
+
+    @classmethod
+    def from_spec(cls, spec: str, options: SourceOptions) -> SimSource:
+        return cls(spec, options, **parse_sim_spec(spec))
+
+    def run(self, emit: Emit) -> None:
+        cluster = self._start()
+        if cluster is None:
+            return
+        try:
+            self._follow(cluster, self._serialized(emit))
+            while not self._closed.wait(_HEALTH_EVERY) and self._failure is None:
+                self._refresh()
+        finally:
+            self._shut_down(cluster)
+        if self._failure is not None:
+            raise self._failure
+
+    def close(self) -> None:
+        super().close()
+        for follower in list(self._followers):
+            follower.close()
+
+    # -- running -----------------------------------------------------------------------
+
+    def _start(self) -> SimCluster | None:
+        try:
+            cluster = self._make_cluster().start(cancel=self._closed)
+        except SimError as exc:
+            self.started.set()
+            if self.closed:
+                self.health.state = "closed"
+                return None
+            self.health.state = "failed"
+            raise SourceUnavailable(
+                f"{self.id}: the simulated cluster did not start: {exc}"
+            ) from None
+        self.cluster = cluster
+        self.started.set()
+        return cluster
+
+    def _follow(self, cluster: SimCluster, emit: Emit) -> None:
+        options = dataclasses.replace(
+            self.options,
+            http_headers={},
+            http_ca=None,
+            reconnect_max_wait=min(self.options.reconnect_max_wait, _RECONNECT_MAX_WAIT),
+        )
+        for host, url in cluster.log_urls.items():
+            follower = HttpSource(url, options)
+            follower.id = follower.health.source = f"sim:{host}"
+            self._followers.append(follower)
+            thread = threading.Thread(
+                target=self._run_follower, args=(follower, emit), name=follower.id, daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+        if self.closed:  # close() ran before the followers existed
+            self.close()
+
+    def _run_follower(self, follower: HttpSource, emit: Emit) -> None:
+        try:
+            follower.run(emit)
+        except SourceError as exc:
+            self._failure = SourceError(f"{self.id}: following {follower.id} failed: {exc}")
+
+    def _serialized(self, emit: Emit) -> Emit:
+        # The collector expects one caller per source, as every other source is.
+        lock = self._emit_lock
+
+        def serialized(raw: bytes, envelope: Envelope) -> None:
+            with lock:
+                emit(raw, envelope)
+
+        return serialized
+
+    def _shut_down(self, cluster: SimCluster) -> None:
+        for follower in self._followers:
+            follower.close()
+        deadline = time.monotonic() + _JOIN
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        cluster.stop()
+        self._refresh()
+        self.health.attached = 0
+        self.health.state = "failed" if self._failure is not None else "closed"
+
+    # -- health ------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        followers = list(self._followers)
+        health = self.health
+        health.attached = sum(f.health.attached for f in followers)
+        health.lines = sum(f.health.lines for f in followers)
+        health.bytes = sum(f.health.bytes for f in followers)
+        health.reconnects = sum(f.health.reconnects for f in followers)
+        health.gaps = sum(f.health.gaps for f in followers)
+        last = [f.health.last_line_ns for f in followers if f.health.last_line_ns is not None]
+        health.last_line_ns = max(last, default=None)
+        health.state = "attached" if health.attached == len(followers) else "reconnecting"
+        for follower in followers:
+            self._copy_errors(follower)
+        self._copy_events()
+
+    def _copy_errors(self, follower: HttpSource) -> None:
+        seen = self._seen_errors.get(follower.id, 0)
+        count = follower.health.error_count
+        if count > seen:
+            for message in list(follower.health.errors)[-(count - seen) :]:
+                self.health.error(message)
+        self._seen_errors[follower.id] = count
+
+    def _copy_events(self) -> None:
+        if self.cluster is None:
+            return
+        events = list(self.cluster.events)
+        for event in events[self._seen_events :]:
+            self.health.error(f"{self.id}: {event}")
+        self._seen_events = len(events)
+
+
+# -- the spec ------------------------------------------------------------------------------
+
+
+def parse_sim_spec(spec: str) -> dict[str, Any]:
+    """The keyword arguments of :class:`SimSource` that ``spec`` gives; SpecError if bad."""
+    if spec == "sim":
+        return {}
+    if not spec.startswith("sim:") or spec == "sim:":
+        raise SpecError(
+            f"bad source spec {spec!r}: write sim or sim:OPTION=VALUE[,...]; {_valid()}"
+        )
+    found: dict[str, Any] = {}
+    for item in spec.removeprefix("sim:").split(","):
+        key, eq, value = (part.strip() for part in item.partition("="))
+        parse = _PARSERS.get(key)
+        if parse is None or not eq:
+            raise SpecError(f"bad sim option {item.strip()!r} in {spec!r}; {_valid()}")
+        if key in found:
+            raise SpecError(f"sim option {key!r} is given twice in {spec!r}")
+        try:
+            found[key] = parse(value)
+        except ValueError as exc:
+            raise SpecError(f"bad value {value!r} for {key} in {spec!r}: {exc}") from None
+    return found
+
+
+def _valid() -> str:
+    return f"valid options: {', '.join(OPTIONS)}"
+
+
+def _count(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_BLADES:
+        raise ValueError(f"expected a whole number from 1 to {MAX_BLADES}")
+    return int(value)
+
+
+def _seed(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+def _faults(value: str) -> str:
+    if not value:
+        raise ValueError(f"expected NAME[+NAME...]; valid faults: {', '.join(FAULTS)}")
+    parse_faults(value)  # raises ValueError naming the bad fault and the valid ones
+    return value
+
+
+def _domains(value: str) -> tuple[str, ...]:
+    domains = tuple(d.strip() for d in value.split("+"))
+    if not all(domains):
+        raise ValueError("expected NAME[+NAME...]")
+    return domains
+
+
+_PARSERS: Final[dict[str, Callable[[str], Any]]] = {
+    "scrapers": _count,
+    "spotters": _count,
+    "faults": _faults,
+    "seed": _seed,
+    "domains": _domains,
+}
+
+register("sim", "sim", SimSource.from_spec)
