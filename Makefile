@@ -1,4 +1,4 @@
-# make run   - the main job on the embedded default
+# make run   - the main job: the example live suite against the simulated cluster
 # make test  - lint, type-check and the whole test suite
 # make bench - the benchmarks under benchmarks/
 
@@ -11,7 +11,7 @@ COUNTERS := --counter 'intents.*.resolution.*.item_scraped.*'
 TOTALS := --totals 'intents.*.resolution.*.item_scraped.*.item_sent' \
           --totals 'intents.*.resolution.*.received'
 
-.PHONY: run test lint bench
+.PHONY: run replay test lint bench
 
 # The state engine's hot modules are compiled (mypyc) at install, so a change
 # to them needs a reinstall before it takes effect.
@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml setup.py $(COMPILED)
 	touch $(STAMP)
 
 run: $(STAMP)
+	$(BIN)/python -m pytest example_suite --live-cluster=sim --live-report=out/livecluster.json
+
+replay: $(STAMP)
 	$(BIN)/livecluster state file:example_suite/recordings/staging-sample.ndjson \
 		$(COUNTERS) $(TOTALS) --indent
 
@@ -38,3 +41,4 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/soak_memory.py
+	$(BIN)/python benchmarks/bench_wakeup.py

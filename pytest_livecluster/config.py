@@ -135,6 +135,11 @@ OPTIONS: Final = (
         (),
     ),
     Option(
+        "orchestrator_url",
+        "livecluster_orchestrator_url",
+        "the orchestrator's control API, for the orchestrator fixture (the sim provides its own)",
+    ),
+    Option(
         "stale_after",
         "livecluster_stale_after",
         "the report names intents older than this many seconds that are not receiving",
@@ -198,6 +203,7 @@ class Settings:
     name: str
     methodology: Methodology
     stale_after: float
+    orchestrator_url: str | None
 
     def timing_for(self, marker_kwargs: Mapping[str, Any]) -> TestTiming:
         """The test's timing after its ``livecluster`` marker."""
@@ -276,6 +282,7 @@ def resolve(config: pytest.Config) -> Settings:
         name=str(raw["name"] or ""),
         methodology=_methodology(raw["roles"]),
         stale_after=positive("stale_after"),
+        orchestrator_url=raw["orchestrator_url"] or None,
     )
 
 

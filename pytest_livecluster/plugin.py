@@ -15,6 +15,7 @@ from .cluster import Cluster
 from .config import Settings, add_options, resolve
 from .exceptions import ConfigError
 from .run import SHARDS_PROPERTY, LiveRun, XdistController
+from .sim.client import OrchestratorClient
 
 SETTINGS = pytest.StashKey[Settings]()
 RUN = pytest.StashKey[LiveRun]()
@@ -67,6 +68,12 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
     if run is None:
         pytest.skip(SKIP_REASON)
     return run.ensure_started()
+
+
+@pytest.fixture(scope="session")
+def orchestrator(cluster: Cluster, request: pytest.FixtureRequest) -> OrchestratorClient:
+    """The orchestrator's client: set intents, update modules, switch faults (sim), list hosts."""
+    return request.config.stash[RUN].orchestrator()
 
 
 @pytest.fixture(autouse=True)

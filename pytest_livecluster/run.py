@@ -25,7 +25,9 @@ from .config import Settings
 from .exceptions import LiveClusterError
 from .recording import Recorder
 from .report import RunReport, Section, build_report, merge_worker_reports
+from .sim.client import OrchestratorClient
 from .sources import parse_specs
+from .sources.sim import SimSource
 from .state import State
 from .views import report_sections
 
@@ -55,6 +57,7 @@ class LiveRun:
         self.settle_note: str | None = None
         self.report: RunReport | None = None
         self.worker_reports: dict[str, dict[str, Any]] = {}
+        self._orchestrator: OrchestratorClient | None = None
         # Build the sources now, so a bad spec is a usage error before any test runs.
         self._sources = parse_specs(settings.specs, settings.source_options)
 
@@ -102,6 +105,28 @@ class LiveRun:
                 f"start-up did not settle within {settings.settle:g} s ({what}); "
                 "tests started anyway (livecluster_settle_timeout)"
             )
+
+    def orchestrator(self) -> OrchestratorClient:
+        """A client of the orchestrator: the simulated one, or ``livecluster_orchestrator_url``."""
+        __tracebackhide__ = True
+        if self._orchestrator is None:
+            self._orchestrator = self._find_orchestrator()
+        return self._orchestrator
+
+    def _find_orchestrator(self) -> OrchestratorClient:
+        __tracebackhide__ = True
+        for source in self._sources:
+            if isinstance(source, SimSource):
+                source.started.wait(self.settings.settle)
+                if source.cluster is None:
+                    pytest.fail("livecluster: the simulated cluster did not start", pytrace=False)
+                return source.cluster.client()
+        if self.settings.orchestrator_url:
+            return OrchestratorClient(self.settings.orchestrator_url)
+        pytest.skip(
+            "no orchestrator to talk to: follow the simulated cluster (--live-cluster=sim) "
+            "or set livecluster_orchestrator_url"
+        )
 
     def set_cluster_timing(self, item: pytest.Item) -> None:
         marker = item.get_closest_marker("livecluster")
@@ -170,6 +195,8 @@ class LiveRun:
         return report_sections(cluster.views, stale_after=self.settings.stale_after)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self._orchestrator is not None:
+            self._orchestrator.close()
         if self.collector is not None:
             self.collector.close()
         if self.recorder is not None:

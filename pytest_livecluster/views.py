@@ -94,6 +94,7 @@ class IntentView:
     id: str
     host: str | None
     module: str | None
+    kind: str | None
     answered_by: tuple[str, ...]
     scrapers: tuple[str, ...]
     spotters: tuple[str, ...]
@@ -221,12 +222,18 @@ class Views:
     def stale(
         self, older_than: float, reached: Phase = Phase.SPOTTER_RECEIVING
     ) -> list[IntentView]:
-        """Intents first seen more than ``older_than`` s ago that have not reached ``reached``."""
+        """Intents first seen more than ``older_than`` s ago that have not reached ``reached``.
+
+        A module update intent (``kind: update``) is never received by a spotter;
+        it counts as done once the blade reports the new module.
+        """
         now = time.time()
         return [
             v
             for v in self.intents()
-            if ORDER[v.phase] < ORDER[reached] and (v.age(now) or 0) > older_than
+            if ORDER[v.phase] < ORDER[reached]
+            and (v.age(now) or 0) > older_than
+            and not (v.kind == "update" and self.module_updated(v.id))
         ]
 
     def module_updated(self, iid: str) -> bool:
@@ -262,10 +269,12 @@ class Views:
             since = min((times[h] for h in spotters if h in times), default=None)
         host = raw.get("host")
         module = raw.get(m.module_key)
+        kind = raw.get("kind")
         return IntentView(
             id=iid,
             host=host if isinstance(host, str) else None,
             module=module if isinstance(module, str) else None,
+            kind=kind if isinstance(kind, str) else None,
             answered_by=answered,
             scrapers=scrapers,
             spotters=spotters,
