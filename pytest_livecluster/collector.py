@@ -128,8 +128,18 @@ class Collector:
 
     @property
     def failures(self) -> list[SourceFailure]:
+        """Sources that stopped with an error, and parts a running source cannot read.
+
+        A source may list what it cannot read while it goes on (a Docker
+        container whose logging driver cannot be read) in a ``failures``
+        attribute; those count here too, so they are never a silent 0 lines.
+        """
         with self._lock:
-            return list(self._failures)
+            failures = list(self._failures)
+        for source in self.sources:
+            for message in getattr(source, "failures", ()):
+                failures.append(SourceFailure(source.id, str(message)))
+        return failures
 
     def health(self) -> list[SourceHealth]:
         return [source.health for source in self.sources]

@@ -109,3 +109,15 @@ def test_start_twice_is_an_error() -> None:
     collector = Collector(State(), []).start()
     with pytest.raises(RuntimeError, match="already started"):
         collector.start()
+
+
+def test_what_a_running_source_cannot_read_is_a_failure() -> None:
+    class PartlyBlind(Blocking):
+        failures = ("container web-1: logging driver none cannot be read",)
+
+    source = PartlyBlind("docker:label=a=b", [b'{"k": 1}'])
+    with Collector(State(), [source]) as collector:
+        assert source.go.wait(5)
+        assert [str(f) for f in collector.failures] == [
+            "docker:label=a=b: container web-1: logging driver none cannot be read"
+        ]

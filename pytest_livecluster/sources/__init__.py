@@ -21,7 +21,7 @@ from .registry import kinds, parse_specs, register, split_specs
 
 # Importing a kind registers it.
 from .file import FileSource  # isort: skip
-from . import http, sim
+from . import docker, http, sim
 
 __all__ = [
     "Emit",
@@ -29,6 +29,7 @@ __all__ = [
     "Source",
     "SourceHealth",
     "SourceOptions",
+    "docker",
     "http",
     "kinds",
     "parse_specs",
