@@ -7,7 +7,7 @@ from conftest import LOSS_TOLERANCE
 
 from pytest_livecluster.cluster import Cluster
 from pytest_livecluster.sim.client import OrchestratorClient
-from pytest_livecluster.views import Phase
+from pytest_livecluster.views import Counts, Phase
 
 pytestmark = pytest.mark.live
 
@@ -21,17 +21,26 @@ def test_items_sent_match_items_received(
             phases = {i: getattr(cluster.intent(i), "phase", None) for i in ids}
             assert all(p is Phase.SPOTTER_RECEIVING for p in phases.values()), phases
 
-    def within_tolerance() -> bool:
+    # Scrapers and spotters log through separate streams, so the two sides
+    # agree only once the work is done: wait until the counts stop moving.
+    def settled() -> Counts:
         counts = cluster.counts()
-        assert counts.loss_ratio <= LOSS_TOLERANCE, (
-            f"lost {counts.loss} of {counts.sent} items ({counts.loss_ratio:.1%}) between "
-            f"scrapers and spotters; received by spotter: {counts.received_by_spotter}"
+        cluster.consistently(
+            lambda: (
+                (cluster.counts().total, cluster.counts().received)
+                == (counts.total, counts.received)
+            ),
+            for_=1.0,
+            tick=0.2,
+            what="counts stay still",
         )
-        return True
+        return counts
 
-    # Counts settle a moment after the last receipt.
-    cluster.eventually(within_tolerance, timeout=5)
-    cluster.consistently(within_tolerance, for_=1)
+    counts = cluster.eventually(settled, timeout=20)
+    assert counts.loss_ratio <= LOSS_TOLERANCE, (
+        f"lost {counts.loss} of {counts.sent} items ({counts.loss_ratio:.1%}) between "
+        f"scrapers and spotters; received by spotter: {counts.received_by_spotter}"
+    )
 
 
 def test_counts_never_go_down(cluster: Cluster) -> None:
