@@ -523,15 +523,28 @@ def report_sections(views: Views, *, stale_after: float) -> list[Section]:
     if hellos:
         lines = [f"{role}: {', '.join(hosts)}" for role, hosts in hellos.items()]
         sections.append(Section("blades that said hello", lines, hellos))
-    phases = views.by_phase()
-    if any(phases.values()):
+    intents = views.intents()
+    scrapes = [v for v in intents if v.kind != "update"]
+    updates = [v for v in intents if v.kind == "update"]
+    if intents:
+        phases: dict[Phase, list[str]] = {phase: [] for phase in Phase}
+        for view in scrapes:
+            phases[view.phase].append(view.id)
         stale = views.stale(stale_after)
         lines = [f"{phase}: {len(ids)}" for phase, ids in phases.items()]
+        landed = [v.id for v in updates if views.module_updated(v.id)]
+        pending = [v.id for v in updates if v.id not in landed]
+        if updates:
+            lines.append(
+                f"module updates: {len(landed)} landed"
+                + (f", pending: {', '.join(pending)}" if pending else "")
+            )
         if stale:
             names = ", ".join(f"{v.id} ({v.phase}, host {v.host})" for v in stale[:20])
             lines.append(f"stale (older than {stale_after:g} s, not receiving): {names}")
         data: Any = {
             "by_phase": {str(p): ids for p, ids in phases.items()},
+            "module_updates": {"landed": landed, "pending": pending},
             "stale": [v.id for v in stale],
         }
         sections.append(Section("intents", lines, data))

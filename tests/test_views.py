@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from pytest_livecluster import Envelope, State
-from pytest_livecluster.views import Methodology, Phase, Views, traceback_groups
+from pytest_livecluster.views import Methodology, Phase, Views, report_sections, traceback_groups
 
 T0 = 1_764_072_000_000_000_000  # ns
 
@@ -181,3 +181,28 @@ def test_roles_from_patterns_or_labels() -> None:
     assert m.role_of("scr-7") == "scraper"
     assert m.role_of("scraper-1") is None
     assert m.role_of("web-1", {"livecluster.role": "spotter"}) == "spotter"
+
+
+def test_report_sections_keep_module_updates_apart(state: State) -> None:
+    feed(
+        state,
+        "orchestrator",
+        {"intents": {"i-4": {"host": "scraper-2", "module": "scraper@1.5", "kind": "update"}}},
+    )
+    feed(
+        state,
+        "scraper-2",
+        {"intents": {"i-4": {"resolution": {"scraper-2": {"updated": "scraper@1.5"}}}}},
+    )
+    feed(state, "scraper-2", {"scraper-2": {"module": "scraper@1.5"}})
+    sections = {s.title: s for s in report_sections(Views(state), stale_after=60)}
+    intents = sections["intents"]
+    assert intents.lines[:4] == [
+        "no answer: 1",
+        "scraper started, no data received: 1",
+        "scraper sends, spotter receives: 1",
+        "module updates: 1 landed",
+    ]
+    assert intents.data["module_updates"] == {"landed": ["i-4"], "pending": []}
+    assert sections["counts"].lines[0] == "items sent 10, received 9, lost 1 (10.0%)"
+    assert sections["blades that said hello"].data["spotter"] == ["spotter-1"]
