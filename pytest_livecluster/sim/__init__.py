@@ -19,6 +19,7 @@ Module map:
 :mod:`.output`               stdout/stderr plus the ``/logs`` buffer
 :mod:`.control`              the JSON control API, server and process-to-process client
 :mod:`.supervisor`           one supervised process and its files
+:mod:`.containers`           the docker mode: each process a labelled container
 :mod:`.persist`              what a process keeps across a restart
 ============================ =====================================================
 

@@ -13,6 +13,11 @@ hello and serves. A supervisor thread then restarts any process that exits
 (the ``crash_restart`` fault, or a real crash) with the same command; its
 saved state brings it back on the same ports. :meth:`SimCluster.stop` sends
 SIGTERM, kills what is left after 1.5 s and reaps every process.
+
+With ``mode="docker"`` every process is a labelled container instead (see
+:mod:`.containers`): the engine restarts a crashed one, its output is the
+container's log (follow it with :attr:`SimCluster.docker_spec`), and
+:meth:`SimCluster.stop` force-removes every container of the run.
 """
 
 from __future__ import annotations
@@ -22,16 +27,22 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Final, Self
+from typing import TYPE_CHECKING, Final, Self
 
 from .client import OrchestratorClient
 from .faults import Table, check_fault, format_faults, parse_faults
 from .scraper import DEFAULT_DOMAINS
 from .supervisor import Ready, Supervised
 
-__all__ = ["MAX_BLADES", "SimCluster"]
+if TYPE_CHECKING:
+    from .containers import Engine
+
+__all__ = ["MAX_BLADES", "MODES", "SimCluster"]
+
+MODES: Final = ("process", "docker")
 
 MAX_BLADES: Final = 50
 _STOP_GRACE: Final = 1.5
@@ -58,7 +69,14 @@ class SimCluster:
         workdir: str | Path | None = None,
         python: str = sys.executable,
         start_timeout: float = 20.0,
+        mode: str = "process",
     ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self.mode = mode
+        #: Unique per start; the containers' ``livecluster.sim`` label in docker mode.
+        self.run_id = ""
+        self._engine: Engine | None = None
         for name, count in (("scrapers", scrapers), ("spotters", spotters)):
             if type(count) is not int or not 1 <= count <= MAX_BLADES:
                 raise ValueError(f"{name} must be a whole number from 1 to {MAX_BLADES}")
@@ -96,12 +114,19 @@ class SimCluster:
         self._stopping.clear()
         workdir = self._make_workdir()
         deadline = time.monotonic() + self.start_timeout
+        self.run_id = uuid.uuid4().hex[:12]
         try:
+            if self.mode == "docker":
+                from .containers import Engine
+
+                self._engine = Engine(self.run_id, workdir)
             self._start_group(self._blades(workdir), deadline, cancel)
             self._start_group([self._orchestrator(workdir)], deadline, cancel)
         except BaseException:
             self.stop()
             raise
+        if self._engine is not None:
+            return self  # the engine restarts the containers
         self._watcher = threading.Thread(target=self._watch, name="sim supervisor", daemon=True)
         self._watcher.start()
         return self
@@ -119,6 +144,9 @@ class SimCluster:
         deadline = time.monotonic() + _STOP_GRACE
         for process in processes:
             process.reap(deadline)
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.remove_all()
         self._processes.clear()
         self._ready.clear()
         if self._own_workdir and self._workdir is not None:
@@ -143,6 +171,15 @@ class SimCluster:
     def log_urls(self) -> dict[str, str]:
         """``{host: "http://127.0.0.1:PORT/logs"}``; stable across restarts."""
         return {host: ready.log_url for host, ready in self._started().items()}
+
+    @property
+    def docker_spec(self) -> str:
+        """The ``docker:`` source spec that follows this run's containers (docker mode)."""
+        if self.mode != "docker" or not self.run_id:
+            raise RuntimeError("only a started simulated cluster in docker mode has containers")
+        from .containers import LABEL
+
+        return f"docker:label={LABEL}={self.run_id}"
 
     @property
     def control_urls(self) -> dict[str, str]:
@@ -190,9 +227,16 @@ class SimCluster:
             args += ["--faults", format_faults(self.faults)]
         return args
 
+    def _process(self, host: str, role: str, args: list[str], workdir: Path) -> Supervised:
+        if self._engine is not None:
+            from .containers import Contained
+
+            return Contained(self._engine, host, role, args, workdir, self.python)
+        return Supervised(host, role, args, workdir, self.python)
+
     def _blades(self, workdir: Path) -> list[Supervised]:
         return [
-            Supervised(host, role, self._common_args(), workdir, self.python)
+            self._process(host, role, self._common_args(), workdir)
             for role in ("spotter", "scraper")
             for host in self.hosts[role]
         ]
@@ -202,7 +246,7 @@ class SimCluster:
         for role in ("scraper", "spotter"):
             for host in self.hosts[role]:
                 args += [f"--{role}", f"{host}={self._ready[host].control_url}"]
-        return Supervised("orchestrator", "orchestrator", args, workdir, self.python)
+        return self._process("orchestrator", "orchestrator", args, workdir)
 
     def _start_group(
         self, group: list[Supervised], deadline: float, cancel: threading.Event | None

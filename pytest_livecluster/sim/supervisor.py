@@ -43,7 +43,16 @@ class Ready:
 class Supervised:
     """One process of the cluster, restarted on demand with the same command."""
 
-    def __init__(self, host: str, role: str, args: list[str], workdir: Path, python: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        role: str,
+        args: list[str],
+        workdir: Path,
+        python: str,
+        *,
+        watch_parent: bool = True,
+    ) -> None:
         self.host = host
         self.role = role
         self.ready_file = workdir / f"{host}.ready.json"
@@ -56,7 +65,7 @@ class Supervised:
             "pytest_livecluster.sim.blade",
             *("--role", role, "--host", host),
             *("--ready-file", str(self.ready_file), "--state-file", str(self.state_file)),
-            *("--parent-pid", str(os.getpid())),
+            *(("--parent-pid", str(os.getpid())) if watch_parent else ()),
             *args,
         ]
         self.process: subprocess.Popen[bytes] | None = None

@@ -8,6 +8,7 @@ Spec: ``sim``, or ``sim:OPTION=VALUE[,OPTION=VALUE...]`` with
                                     ``faults=lossy_spotter:share=0.5+error_burst``
 ``seed=N``                          the seed of every random choice (default 0)
 ``domains=NAME[+NAME...]``          the domains scrapers scrape
+``mode=process|docker``             processes (default) or labelled Docker containers
 =================================== ===============================================
 
 A comma starts a new spec only before a known kind (``file:``, ``http://``...),
@@ -21,6 +22,10 @@ once it runs), then follows each process's ``/logs`` with an
 the endpoints followed), their errors and the supervisor's restarts are copied
 into it. :meth:`close` stops the followers and the cluster; ``run`` returns
 within two seconds.
+
+In ``mode=docker`` one :class:`~.docker.DockerSource` follows the run's
+containers (``docker:label=livecluster.sim=RUN``) instead; its lines carry the
+source id ``docker:CONTAINER`` (``lcsim-RUN-HOST``).
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ from typing import Any, Final
 from ..exceptions import SourceError, SourceUnavailable, SpecError
 from ..ingest import Envelope
 from ..sim import DEFAULT_DOMAINS, FAULTS, SimCluster, SimError, parse_faults
-from ..sim.cluster import MAX_BLADES
+from ..sim.cluster import MAX_BLADES, MODES
 from .base import Emit, Source, SourceOptions
+from .docker import DockerSource
 from .http import HttpSource
 from .registry import register
 
@@ -47,6 +53,7 @@ OPTIONS: Final = (
     "faults=NAME[:KEY=VALUE...][+NAME...]",
     "seed=N",
     "domains=NAME[+NAME...]",
+    "mode=process|docker",
 )
 _HEALTH_EVERY: Final = 0.2
 # A local process restarts within a second; no need for the default backoff cap.
@@ -67,6 +74,7 @@ class SimSource(Source):
         faults: str | Iterable[str] = (),
         seed: int = 0,
         domains: Iterable[str] = DEFAULT_DOMAINS,
+        mode: str = "process",
     ) -> None:
         super().__init__(spec)
         self.options = options or SourceOptions()
@@ -75,9 +83,10 @@ class SimSource(Source):
         #: Set once :meth:`run` has started the cluster, or failed to.
         self.started = threading.Event()
         self._make_cluster: Callable[[], SimCluster] = lambda: SimCluster(
-            scrapers, spotters, faults, seed, domains=domains
+            scrapers, spotters, faults, seed, domains=domains, mode=mode
         )
-        self._followers: list[HttpSource] = []
+        self._followers: list[Source] = []
+        self._expected_attached = 0
         self._threads: list[threading.Thread] = []
         self._failure: SourceError | None = None
         self._emit_lock = threading.Lock()
@@ -131,9 +140,17 @@ class SimSource(Source):
             http_ca=None,
             reconnect_max_wait=min(self.options.reconnect_max_wait, _RECONNECT_MAX_WAIT),
         )
-        for host, url in cluster.log_urls.items():
-            follower = HttpSource(url, options)
-            follower.id = follower.health.source = f"sim:{host}"
+        followers: list[Source]
+        if cluster.mode == "docker":
+            followers = [DockerSource(cluster.docker_spec, options)]
+        else:
+            followers = []
+            for host, url in cluster.log_urls.items():
+                http = HttpSource(url, options)
+                http.id = http.health.source = f"sim:{host}"
+                followers.append(http)
+        self._expected_attached = len(cluster.log_urls)
+        for follower in followers:
             self._followers.append(follower)
             thread = threading.Thread(
                 target=self._run_follower, args=(follower, emit), name=follower.id, daemon=True
@@ -143,7 +160,7 @@ class SimSource(Source):
         if self.closed:  # close() ran before the followers existed
             self.close()
 
-    def _run_follower(self, follower: HttpSource, emit: Emit) -> None:
+    def _run_follower(self, follower: Source, emit: Emit) -> None:
         try:
             follower.run(emit)
         except SourceError as exc:
@@ -182,12 +199,13 @@ class SimSource(Source):
         health.gaps = sum(f.health.gaps for f in followers)
         last = [f.health.last_line_ns for f in followers if f.health.last_line_ns is not None]
         health.last_line_ns = max(last, default=None)
-        health.state = "attached" if health.attached == len(followers) else "reconnecting"
+        attached = health.attached >= self._expected_attached
+        health.state = "attached" if attached else "reconnecting"
         for follower in followers:
             self._copy_errors(follower)
         self._copy_events()
 
-    def _copy_errors(self, follower: HttpSource) -> None:
+    def _copy_errors(self, follower: Source) -> None:
         seen = self._seen_errors.get(follower.id, 0)
         count = follower.health.error_count
         if count > seen:
@@ -261,12 +279,19 @@ def _domains(value: str) -> tuple[str, ...]:
     return domains
 
 
+def _mode(value: str) -> str:
+    if value not in MODES:
+        raise ValueError(f"expected {' or '.join(MODES)}")
+    return value
+
+
 _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
     "scrapers": _count,
     "spotters": _count,
     "faults": _faults,
     "seed": _seed,
     "domains": _domains,
+    "mode": _mode,
 }
 
 register("sim", "sim", SimSource.from_spec)

@@ -1,0 +1,82 @@
+"""The simulated cluster in docker mode (``sim:mode=docker``): every process a container."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import docker
+import docker.errors
+
+from pytest_livecluster import State
+from pytest_livecluster.collector import Collector
+from pytest_livecluster.sim.containers import LABEL, ROLE_LABEL
+from pytest_livecluster.sources import parse_specs
+from pytest_livecluster.sources.sim import SimSource
+from pytest_livecluster.waiting import eventually
+
+COUNTERS = ["intents.*.resolution.*.item_scraped.*", "intents.*.resolution.*.received"]
+HOSTS = ["orchestrator", "scraper-1", "scraper-2", "scraper-3", "spotter-1", "spotter-2"]
+DOMAINS = {"site1.example", "shop.example", "news.example"}
+
+
+def _run_containers(engine: docker.DockerClient, run_id: str) -> list[Any]:
+    for attempt in range(20):  # another job may restart the engine for a few seconds
+        try:
+            found: list[Any] = engine.containers.list(
+                all=True, filters={"label": f"{LABEL}={run_id}"}
+            )
+            return found
+        except (docker.errors.DockerException, OSError):
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+def test_docker_mode_resolves_intents_and_leaves_no_container(
+    engine: docker.DockerClient,
+) -> None:
+    state = State(counters=COUNTERS)
+    (source,) = parse_specs("sim:mode=docker")
+    assert isinstance(source, SimSource)
+    collector = Collector(state, [source]).start()
+
+    def wait(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+        return eventually(state, check, timeout=timeout, tick=0.05)
+
+    try:
+        assert source.started.wait(60)
+        cluster = source.cluster
+        assert cluster is not None, collector.failures
+        run_id = cluster.run_id
+        containers = {c.name: c for c in _run_containers(engine, run_id)}
+        assert sorted(containers) == sorted(f"lcsim-{run_id}-{host}" for host in HOSTS)
+        for host in HOSTS:
+            labels = containers[f"lcsim-{run_id}-{host}"].labels
+            assert labels[ROLE_LABEL] == host.split("-")[0]
+        wait(lambda: all(state.get(host, "msg") == "Hello World" for host in HOSTS))
+        with cluster.client() as client:
+            iid = client.set_intent("scraper-1", "scraper@1.4", spotter="spotter-1")
+            resolution = lambda: state.get("intents", iid, "resolution", default={})  # noqa: E731
+            wait(lambda: set(resolution()["scraper-1"]["item_scraped"]) == DOMAINS)
+            wait(lambda: resolution()["spotter-1"]["received"] > 0)
+            # The engine restarts a crashed process, which comes back on its ports.
+            client.set_fault("crash_restart", host="scraper-2", after=0.1)
+            try:
+                wait(lambda: state.get("scraper-2", "boot") == 2, timeout=15)
+            finally:
+                client.set_fault("crash_restart", on=False)
+            assert cluster.restarts()["scraper-2"] == 1
+            again = client.set_intent("scraper-2", "scraper@1.4")
+            wait(lambda: state.get("intents", again, "resolution", "scraper-2", "item_scraped"))
+        sources = {entry.envelope.source for entry in state.journal()}
+        assert f"docker:lcsim-{run_id}-scraper-1" in sources
+        health = source.health
+        assert (health.attached, health.state) == (len(HOSTS), "attached")
+    finally:
+        stuck = collector.close()
+    assert stuck == []
+    assert collector.failures == []
+    assert _run_containers(engine, run_id) == []
