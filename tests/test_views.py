@@ -206,3 +206,16 @@ def test_report_sections_keep_module_updates_apart(state: State) -> None:
     assert intents.data["module_updates"] == {"landed": ["i-4"], "pending": []}
     assert sections["counts"].lines[0] == "items sent 10, received 9, lost 1 (10.0%)"
     assert sections["blades that said hello"].data["spotter"] == ["spotter-1"]
+
+
+def test_counts_hold_with_several_processes_per_blade_and_replays() -> None:
+    state = State(counters=["intents.*.resolution.*.item_scraped.*"])
+    # scraper-1 runs two processes; each reports its own cumulative count under its own key.
+    for writer, sent in [("scraper-1#p1", 3), ("scraper-1#p2", 4), ("scraper-1#p1", 5)]:
+        feed(state, "scraper-1", scraped("i-1", writer, "a.example", item_sent=sent))
+    feed(state, "scraper-1", scraped("i-1", "scraper-1#p1", "a.example", item_sent=3))  # replay
+    feed(state, "spotter-1", {"intents": {"i-1": {"resolution": {"spotter-1": {"received": 9}}}}})
+    counts = Views(state).counts()
+    assert counts.total["item_sent"] == 9
+    assert counts.by_scraper == {"scraper-1#p1": {"item_sent": 5}, "scraper-1#p2": {"item_sent": 4}}
+    assert counts.loss == 0
