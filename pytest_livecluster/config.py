@@ -135,6 +135,13 @@ OPTIONS: Final = (
         (),
     ),
     Option(
+        "keys",
+        "livecluster_keys",
+        "the methodology's key names, one per line: NAME = KEY (e.g. hello_value = Hello World)",
+        "linelist",
+        (),
+    ),
+    Option(
         "orchestrator_url",
         "livecluster_orchestrator_url",
         "the orchestrator's control API, for the orchestrator fixture (the sim provides its own)",
@@ -280,7 +287,7 @@ def resolve(config: pytest.Config) -> Settings:
             max_line_bytes=_int(_name("max_line_bytes"), raw["max_line_bytes"]),
         ),
         name=str(raw["name"] or ""),
-        methodology=_methodology(raw["roles"]),
+        methodology=_methodology(raw["roles"], raw["keys"]),
         stale_after=positive("stale_after"),
         orchestrator_url=raw["orchestrator_url"] or None,
     )
@@ -318,7 +325,31 @@ def _ttl_lines(lines: Any) -> dict[str, float]:
     return ttl
 
 
-def _methodology(lines: Any) -> Methodology:
+KEY_NAMES: Final = (
+    "hello_key",
+    "hello_value",
+    "intents_key",
+    "resolution_key",
+    "scraped_key",
+    "received_key",
+    "errors_key",
+    "module_key",
+)
+
+
+def _methodology(lines: Any, key_lines: Any = ()) -> Methodology:
+    keys: dict[str, str] = {}
+    for line in key_lines:
+        text = str(line).strip()
+        if not text:
+            continue
+        name, sep, value = text.partition("=")
+        if not sep or name.strip() not in KEY_NAMES or not value.strip():
+            raise ConfigError(
+                f"livecluster_keys: expected 'NAME = KEY' with NAME one of "
+                f"{', '.join(KEY_NAMES)}, got {text!r}"
+            )
+        keys[name.strip()] = value.strip()
     roles: dict[str, tuple[str, ...]] = {}
     for line in lines:
         text = str(line).strip()
@@ -331,7 +362,8 @@ def _methodology(lines: Any) -> Methodology:
                 f"livecluster_roles: expected 'ROLE = PATTERN[, PATTERN...]', got {text!r}"
             )
         roles[role.strip()] = globs
-    return Methodology(roles=roles) if roles else Methodology()
+    methodology = Methodology(roles=roles) if roles else Methodology()
+    return replace(methodology, **keys)  # type: ignore[arg-type]
 
 
 def _header_lines(lines: Any) -> dict[str, str]:

@@ -424,3 +424,38 @@ def test_inline_fails_with_the_rewritten_assertion(cluster):
             "E*first failure (at 0.00* s): AssertionError: assert 4 == 5",
         ]
     )
+
+
+def test_key_names_and_roles_come_from_the_ini_file(pytester: pytest.Pytester) -> None:
+    spec = write_recording(
+        pytester,
+        '{"web-1": {"status": "Hi"}}',
+        '{"tasks": {"t-1": {"host": "web-1", "answers": {"web-1": {"got": 2}}}}}',
+    )
+    pytester.makeini(
+        "[pytest]\n"
+        "livecluster_roles =\n    scraper = web-*\n"
+        "livecluster_keys =\n    hello_key = status\n    hello_value = Hi\n"
+        "    intents_key = tasks\n    resolution_key = answers\n    received_key = got\n"
+    )
+    pytester.makepyfile(
+        """
+        def test_views(cluster):
+            assert cluster.hellos() == {"scraper": ["web-1"]}
+            assert cluster.intent("t-1").answered_by == ("web-1",)
+            assert cluster.counts().received == 2
+        """
+    )
+    result = pytester.runpytest_subprocess(f"--live-cluster={spec}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["blades that said hello:", "  scraper: web-1"])
+
+
+def test_a_bad_key_name_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nlivecluster_keys = hello = Hi\n")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest_subprocess("--live-cluster=file:x")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*livecluster_keys: expected 'NAME = KEY' with NAME one of hello_key,*"]
+    )
