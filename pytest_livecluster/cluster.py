@@ -85,7 +85,7 @@ class Cluster:
     ) -> None:
         self.state = state
         self.collector = collector
-        self.views = Views(state, methodology)
+        self.views = Views(state, methodology, self._origin_labels)
         self._default_timing = timing
         self._test: _TestContext | None = None
         self._watched: list[tuple[Hashable, ...]] | None = None
@@ -128,6 +128,9 @@ class Cluster:
     def health(self) -> list[SourceHealth]:
         """The health of every source followed."""
         return self.collector.health() if self.collector is not None else []
+
+    def _origin_labels(self) -> dict[str, dict[str, str]]:
+        return self.collector.origin_labels() if self.collector is not None else {}
 
     # -- the methodology (see views.py) -------------------------------------------
 

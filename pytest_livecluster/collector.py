@@ -141,6 +141,15 @@ class Collector:
                 failures.append(SourceFailure(source.id, str(message)))
         return failures
 
+    def origin_labels(self) -> dict[str, dict[str, str]]:
+        """Labels of where lines come from (Docker containers), keyed by envelope source."""
+        found: dict[str, dict[str, str]] = {}
+        for source in self.sources:
+            labels = getattr(source, "labels", None)
+            if callable(labels):
+                found.update(labels())
+        return found
+
     def health(self) -> list[SourceHealth]:
         return [source.health for source in self.sources]
 

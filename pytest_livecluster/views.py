@@ -18,7 +18,7 @@ import enum
 import fnmatch
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -155,12 +155,64 @@ class ErrorGroup:
         return (self.host, self.type, self.domain or "")
 
 
-class Views:
-    """Questions about the cluster, answered from a :class:`State`."""
+ROLE_LABEL = "livecluster.role"
 
-    def __init__(self, state: State, methodology: Methodology | None = None) -> None:
+
+class Views:
+    """Questions about the cluster, answered from a :class:`State`.
+
+    ``origin_labels`` returns the labels of where lines come from (Docker
+    containers, by envelope source): a host written by a container labelled
+    ``livecluster.role`` takes that role, before any pattern is tried.
+    """
+
+    def __init__(
+        self,
+        state: State,
+        methodology: Methodology | None = None,
+        origin_labels: Callable[[], Mapping[str, Mapping[str, str]]] | None = None,
+    ) -> None:
         self.state = state
         self.m = methodology or Methodology()
+        self._origin_labels = origin_labels
+        self._label_roles: tuple[int, dict[str, str]] = (-1, {})
+
+    def role_of(self, host: str) -> str | None:
+        """The role of ``host``: its container's ``livecluster.role`` label, else the patterns."""
+        return self._roles_from_labels().get(host) or self.m.role_of(host)
+
+    def _roles_from_labels(self) -> dict[str, str]:
+        if self._origin_labels is None:
+            return {}
+        version = self.state.version
+        if self._label_roles[0] == version:
+            return self._label_roles[1]
+        by_origin = {
+            origin: labels[ROLE_LABEL]
+            for origin, labels in self._origin_labels().items()
+            if labels.get(ROLE_LABEL)
+        }
+        roles: dict[str, str] = {}
+        if by_origin:
+            for entry in self.state.journal():
+                role = by_origin.get(entry.envelope.source)
+                if role is not None:
+                    for host in self._hosts_written(entry.shard):
+                        roles.setdefault(host, role)
+        self._label_roles = (version, roles)
+        return roles
+
+    def _hosts_written(self, shard: Mapping[str, Any]) -> list[str]:
+        """The host keys a shard writes: its own top-level keys and resolution keys."""
+        m = self.m
+        hosts = [key for key in shard if key != m.intents_key]
+        intents = shard.get(m.intents_key)
+        if type(intents) is dict:
+            for body in intents.values():
+                resolution = body.get(m.resolution_key) if type(body) is dict else None
+                if type(resolution) is dict:
+                    hosts += list(resolution)
+        return hosts
 
     # -- blades --------------------------------------------------------------------
 
@@ -178,7 +230,7 @@ class Views:
         out: dict[str, list[str]] = {}
         for host, hello_now in self.state.read(read):  # the journal is read outside the lock
             if hello_now or _said_hello(self.state, host, m):
-                out.setdefault(m.role_of(host) or "other", []).append(host)
+                out.setdefault(self.role_of(host) or "other", []).append(host)
         return {role: sorted(hosts) for role, hosts in sorted(out.items())}
 
     def missing_hellos(self, expected: Iterable[str]) -> list[str]:
@@ -252,8 +304,8 @@ class Views:
         m = self.m
         resolution = raw.get(m.resolution_key)
         answered = tuple(sorted(resolution)) if type(resolution) is dict else ()
-        scrapers = tuple(h for h in answered if m.role_of(h) == "scraper")
-        spotters = tuple(h for h in answered if m.role_of(h) == "spotter")
+        scrapers = tuple(h for h in answered if self.role_of(h) == "scraper")
+        spotters = tuple(h for h in answered if self.role_of(h) == "spotter")
         if spotters and (scrapers or raw.get("host") in answered):
             phase = Phase.SPOTTER_RECEIVING
         elif answered:

@@ -219,3 +219,15 @@ def test_counts_hold_with_several_processes_per_blade_and_replays() -> None:
     assert counts.total["item_sent"] == 9
     assert counts.by_scraper == {"scraper-1#p1": {"item_sent": 5}, "scraper-1#p2": {"item_sent": 4}}
     assert counts.loss == 0
+
+
+def test_a_containers_role_label_beats_the_patterns() -> None:
+    state = State()
+    feed(state, "web-1", {"web-1": {"msg": "Hello World"}})
+    feed(state, "web-2", {"web-2": {"msg": "Hello World"}})
+    feed(state, "web-1", {"intents": {"i-1": {"resolution": {"web-1b": {"received": 1}}}}})
+    labels = {"docker:web-1": {"livecluster.role": "spotter"}, "docker:web-2": {"team": "x"}}
+    views = Views(state, origin_labels=lambda: labels)
+    assert views.hellos() == {"other": ["web-2"], "spotter": ["web-1"]}
+    assert views.role_of("web-1b") == "spotter"  # a resolution key its container wrote
+    assert views.role_of("scraper-9") == "scraper"  # no label: the patterns decide

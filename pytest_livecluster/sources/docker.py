@@ -537,6 +537,7 @@ class DockerSource(Source):
         self._containers: dict[str, _Container] = {}
         self._threads: set[threading.Thread] = set()
         self._failures: list[str] = []
+        self._labels: dict[str, dict[str, str]] = {}
         self._fatal: BaseException | None = None
         self._last_event_ns: int | None = None
         self._die_grace = die_grace_s
@@ -551,6 +552,11 @@ class DockerSource(Source):
         """Why some containers' lines cannot be collected; the collector fails the session."""
         with self._lock:
             return tuple(self._failures)
+
+    def labels(self) -> dict[str, dict[str, str]]:
+        """Each followed container's labels, keyed by the source id its lines carry."""
+        with self._lock:
+            return {origin: dict(labels) for origin, labels in self._labels.items()}
 
     def close(self) -> None:
         super().close()
@@ -809,6 +815,9 @@ class DockerSource(Source):
         name = str(info.get("Name") or "").lstrip("/")
         if name:
             container.name = name
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        with self._lock:
+            self._labels[f"docker:{container.name}"] = {str(k): str(v) for k, v in labels.items()}
         run = _run_of(info)
         if container.tty is None:
             container.tty = run.tty

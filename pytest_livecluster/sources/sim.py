@@ -133,6 +133,14 @@ class SimSource(Source):
         self.started.set()
         return cluster
 
+    def labels(self) -> dict[str, dict[str, str]]:
+        """The labels of the containers followed in docker mode (none in process mode)."""
+        found: dict[str, dict[str, str]] = {}
+        for follower in list(self._followers):
+            if isinstance(follower, DockerSource):
+                found.update(follower.labels())
+        return found
+
     def _follow(self, cluster: SimCluster, emit: Emit) -> None:
         options = dataclasses.replace(
             self.options,

@@ -14,6 +14,7 @@ from pytest_livecluster.collector import Collector
 from pytest_livecluster.sim.containers import LABEL, ROLE_LABEL
 from pytest_livecluster.sources import parse_specs
 from pytest_livecluster.sources.sim import SimSource
+from pytest_livecluster.views import Methodology, Phase, Views
 from pytest_livecluster.waiting import eventually
 
 COUNTERS = ["intents.*.resolution.*.item_scraped.*", "intents.*.resolution.*.received"]
@@ -73,6 +74,19 @@ def test_docker_mode_resolves_intents_and_leaves_no_container(
             wait(lambda: state.get("intents", again, "resolution", "scraper-2", "item_scraped"))
         sources = {entry.envelope.source for entry in state.journal()}
         assert f"docker:lcsim-{run_id}-scraper-1" in sources
+        # Roles come from the containers' livecluster.role labels, not from names.
+        assert collector.origin_labels()[f"docker:lcsim-{run_id}-spotter-2"][ROLE_LABEL] == (
+            "spotter"
+        )
+        no_patterns = Methodology(roles={"none": ("nothing-*",)})
+        views = Views(state, no_patterns, collector.origin_labels)
+        assert views.hellos() == {
+            "orchestrator": ["orchestrator"],
+            "scraper": ["scraper-1", "scraper-2", "scraper-3"],
+            "spotter": ["spotter-1", "spotter-2"],
+        }
+        assert views.intent(iid) is not None
+        assert views.intent(iid).phase is Phase.SPOTTER_RECEIVING  # type: ignore[union-attr]
         health = source.health
         assert (health.attached, health.state) == (len(HOSTS), "attached")
     finally:
