@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import statistics
 import sys
-import tarfile
 import time
 import uuid
 from typing import Final
@@ -38,10 +36,10 @@ from docker.models.containers import Container
 
 from pytest_livecluster.collector import Collector
 from pytest_livecluster.ingest import Envelope
+from pytest_livecluster.sim.containers import IMAGE, ensure_scratch_image
 from pytest_livecluster.sources import parse_specs
 from pytest_livecluster.state import State
 
-IMAGE: Final = "livecluster-bench/scratch:1"
 LABEL_KEY: Final = "livecluster.bench"
 INTERVAL: Final = 0.005
 TARGET_MARGIN_MS: Final = 2.0
@@ -56,19 +54,6 @@ while tick < end:
     tick += {interval}
     time.sleep(max(0.0, tick - time.monotonic()))
 """
-
-
-def scratch_image(client: docker.DockerClient) -> str:
-    """Import an empty rootfs (only /tmp) as the image the host's Python runs in."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        entry = tarfile.TarInfo("tmp")
-        entry.type = tarfile.DIRTYPE
-        entry.mode = 0o1777
-        tar.addfile(entry)
-    repo, tag = IMAGE.split(":")
-    client.api.import_image(src=buf.getvalue(), repository=repo, tag=tag)
-    return IMAGE
 
 
 def run_ticker(client: docker.DockerClient, label: str, seconds: float) -> Container:
@@ -154,7 +139,7 @@ def main() -> int:
     client = docker.from_env(timeout=120)
     label = f"latency-{uuid.uuid4().hex[:8]}"
     try:
-        scratch_image(client)
+        ensure_scratch_image(client)
         print(f"label {LABEL_KEY}={label}; {args.seconds:g} s per run, a line every 5 ms")
         collected = measure_collector(client, label, args.seconds)
         floor = measure_floor(client, label, args.seconds)

@@ -36,7 +36,7 @@ import pytest_livecluster
 from .errors import SimError
 from .supervisor import Supervised
 
-__all__ = ["IMAGE", "LABEL", "ROLE_LABEL", "Contained", "Engine"]
+__all__ = ["IMAGE", "LABEL", "ROLE_LABEL", "Contained", "Engine", "ensure_scratch_image"]
 
 IMAGE: Final = "livecluster-sim/scratch:1"
 LABEL: Final = "livecluster.sim"
@@ -93,26 +93,11 @@ class Engine:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise SimError(f"no Docker engine for the docker mode: {exc}") from None
         self._lock = threading.Lock()
-        _retrying(self._ensure_image)
+        _retrying(lambda: ensure_scratch_image(self.client))
 
     @property
     def label(self) -> str:
         return f"{LABEL}={self.run_id}"
-
-    def _ensure_image(self) -> None:
-        try:
-            self.client.images.get(IMAGE)
-            return
-        except docker.errors.ImageNotFound:
-            pass
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            entry = tarfile.TarInfo("tmp")
-            entry.type = tarfile.DIRTYPE
-            entry.mode = 0o1777
-            tar.addfile(entry)
-        repo, tag = IMAGE.split(":")
-        self.client.api.import_image(src=buf.getvalue(), repository=repo, tag=tag)
 
     def name(self, host: str) -> str:
         return f"lcsim-{self.run_id}-{host}"
@@ -246,3 +231,21 @@ class Contained(Supervised):
 
     def reap(self, deadline: float) -> None:
         pass
+
+
+def ensure_scratch_image(client: docker.DockerClient) -> str:
+    """Import :data:`IMAGE`, an empty rootfs (only ``/tmp``) for the host's Python, if missing."""
+    try:
+        client.images.get(IMAGE)
+        return IMAGE
+    except docker.errors.ImageNotFound:
+        pass
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        entry = tarfile.TarInfo("tmp")
+        entry.type = tarfile.DIRTYPE
+        entry.mode = 0o1777
+        tar.addfile(entry)
+    repo, tag = IMAGE.split(":")
+    client.api.import_image(src=buf.getvalue(), repository=repo, tag=tag)
+    return IMAGE
