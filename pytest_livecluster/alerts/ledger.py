@@ -1,0 +1,215 @@
+"""The alert ledger: which alerts fire, and what each target has been told.
+
+It outlives the run (a JSON file, by default in pytest's cache), so the same
+failure in consecutive runs is announced once, a test must fail
+``fire_after`` times in a row before it fires, and a delivery that failed is
+tried again by the next run. It holds labels and annotations only, never a
+target's address: targets are known by a hash of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+
+from .model import Alert, Status, fingerprint, isotime, parse_isotime
+
+__all__ = ["Entry", "Ledger", "Transition"]
+
+LEDGER_VERSION = 1
+
+Transition = Literal["fired", "resolved"]
+
+
+@dataclass
+class Entry:
+    """One alert the ledger follows: failing (maybe not yet firing), firing or resolved."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    since: dt.datetime
+    failures: int = 0
+    firing: bool = False
+    resolved_at: dt.datetime | None = None
+    delivered: dict[str, Status] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return fingerprint(self.labels)
+
+    def desired(self) -> Status | None:
+        """What targets should know of it; None while it has not fired."""
+        if self.firing:
+            return "firing"
+        return "resolved" if self.resolved_at is not None else None
+
+    def alert(self, *, expires: dt.datetime) -> Alert:
+        status = self.desired() or "firing"
+        return Alert(
+            labels=dict(self.labels),
+            annotations=dict(self.annotations),
+            status=status,
+            starts_at=self.since,
+            ends_at=self.resolved_at if status == "resolved" else expires,
+            key=self.key,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "labels": self.labels,
+            "annotations": self.annotations,
+            "since": isotime(self.since),
+            "failures": self.failures,
+            "firing": self.firing,
+            "resolved_at": isotime(self.resolved_at) if self.resolved_at else None,
+            "delivered": self.delivered,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Entry:
+        resolved = data.get("resolved_at")
+        return cls(
+            labels={str(k): str(v) for k, v in data["labels"].items()},
+            annotations={str(k): str(v) for k, v in data.get("annotations", {}).items()},
+            since=parse_isotime(str(data["since"])),
+            failures=int(data.get("failures", 0)),
+            firing=bool(data.get("firing", False)),
+            resolved_at=parse_isotime(str(resolved)) if resolved else None,
+            delivered={
+                str(k): v
+                for k, v in data.get("delivered", {}).items()
+                if v in ("firing", "resolved")
+            },
+        )
+
+
+class Ledger:
+    """Alert lifecycle with flap control, persisted to ``path`` (``None``: this run only)."""
+
+    def __init__(self, path: Path | None = None, *, fire_after: int = 1) -> None:
+        self.path = path
+        self.fire_after = fire_after
+        self.entries: dict[str, Entry] = {}
+        self.load_error: str | None = None
+        if path is not None:
+            self._load(path)
+
+    # -- observations ---------------------------------------------------------------
+
+    def failing(
+        self,
+        labels: Mapping[str, str],
+        annotations: Mapping[str, str],
+        now: dt.datetime,
+        *,
+        fire_after: int | None = None,
+    ) -> Transition | None:
+        """One more failure of the alert ``labels``; ``"fired"`` when it starts firing."""
+        key = fingerprint(labels)
+        entry = self.entries.get(key)
+        if entry is None or (not entry.firing and entry.resolved_at is not None):
+            delivered = entry.delivered if entry is not None else {}
+            entry = Entry(dict(labels), dict(annotations), since=now, delivered=delivered)
+            self.entries[key] = entry
+        entry.labels = dict(labels)
+        entry.annotations = dict(annotations)
+        entry.failures += 1
+        if not entry.firing and entry.failures >= (fire_after or self.fire_after):
+            entry.firing = True
+            entry.resolved_at = None
+            return "fired"
+        return None
+
+    def passing(self, labels: Mapping[str, str], now: dt.datetime) -> Transition | None:
+        """The alert's condition no longer holds; ``"resolved"`` if it was firing."""
+        key = fingerprint(labels)
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        if entry.firing:
+            entry.firing = False
+            entry.failures = 0
+            entry.resolved_at = now
+            return "resolved"
+        if entry.resolved_at is None:
+            del self.entries[key]  # failing, but not long enough to fire: forgotten
+        return None
+
+    # -- delivery -------------------------------------------------------------------
+
+    def outbox(self, target: str, *, refresh: bool, expires: dt.datetime) -> list[Alert]:
+        """What ``target`` must be sent: every change it has not been told of.
+
+        With ``refresh`` (Alertmanager) firing alerts are re-sent every round,
+        so their expiry moves on; the receiver deduplicates them.
+        """
+        alerts = []
+        for entry in self.entries.values():
+            desired = entry.desired()
+            told = entry.delivered.get(target)
+            if desired is None or (desired == "resolved" and told is None):
+                continue
+            if desired != told or (refresh and desired == "firing"):
+                alerts.append(entry.alert(expires=expires))
+        return alerts
+
+    def delivered(self, target: str, alerts: Iterable[Alert]) -> None:
+        for alert in alerts:
+            entry = self.entries.get(alert.key)
+            if entry is not None and entry.desired() == alert.status:
+                entry.delivered[target] = alert.status
+
+    def prune(self, targets: Iterable[str]) -> None:
+        """Forget resolved alerts every target knows about (or never heard of)."""
+        targets = list(targets)
+        for key, entry in list(self.entries.items()):
+            if entry.desired() == "resolved" and all(
+                entry.delivered.get(t) in (None, "resolved") for t in targets
+            ):
+                del self.entries[key]
+
+    def firing(self) -> list[Entry]:
+        return [e for e in self.entries.values() if e.firing]
+
+    # -- persistence ----------------------------------------------------------------
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = orjson.loads(path.read_bytes())
+            entries = data["alerts"] if data.get("ledger_version") == LEDGER_VERSION else {}
+            self.entries = {e.key: e for e in map(Entry.from_json, entries.values())}
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # A damaged ledger costs a repeated notification, never the run.
+            self.load_error = f"alert ledger {path} could not be read ({exc}); starting afresh"
+            self.entries = {}
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        body = orjson.dumps(
+            {
+                "ledger_version": LEDGER_VERSION,
+                "alerts": {k: e.as_json() for k, e in sorted(self.entries.items())},
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".alerts-", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(body)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise

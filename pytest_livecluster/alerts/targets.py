@@ -1,0 +1,210 @@
+"""Where alerts go: Alertmanager's API v2, or a webhook with a documented body.
+
+A target is written ``KIND+URL``::
+
+    alertmanager+http://alertmanager:9093        POST /api/v2/alerts
+    webhook+https://hooks.example.com/T0/B0/x     POST the webhook body below
+    webhook+env:SLACK_WEBHOOK_URL                 the URL from a variable
+
+The URL is a secret as far as output goes: only its scheme, host and port are
+ever printed (:attr:`Target.display`); a path, a query or credentials become
+``…``. Header values (``livecluster_alert_headers``) are never printed.
+
+The webhook body (``WEBHOOK_VERSION`` 1), one per round with changes::
+
+    {"version": 1, "sender": "pytest-livecluster", "status": "firing",
+     "cluster": "staging", "text": "<Slack-compatible summary>",
+     "alerts": [{"status": "firing", "labels": {...}, "annotations": {...},
+                 "startsAt": "...Z", "endsAt": null, "fingerprint": "..."}]}
+
+``status`` is ``firing`` if any alert in it fires, else ``resolved``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from ..exceptions import ConfigError
+from .model import Alert, isotime
+
+__all__ = ["KINDS", "Target", "parse_target"]
+
+WEBHOOK_VERSION: Final = 1
+KINDS: Final = ("alertmanager", "webhook")
+VALID: Final = "alertmanager+http(s)://HOST:PORT, webhook+http(s)://URL, or KIND+env:VARIABLE"
+_MIN_SECRET: Final = 4
+
+
+@dataclass(frozen=True)
+class Target:
+    """One place alerts are sent to."""
+
+    kind: str
+    url: str = field(repr=False)
+    display: str
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def id(self) -> str:
+        """A stable name of the target that does not reveal its address."""
+        return hashlib.sha256(f"{self.kind}+{self.url}".encode()).hexdigest()[:12]
+
+    @property
+    def refresh(self) -> bool:
+        """Whether firing alerts are re-sent every round (Alertmanager expires them)."""
+        return self.kind == "alertmanager"
+
+    @property
+    def endpoint(self) -> str:
+        if self.kind == "alertmanager":
+            return self.url.rstrip("/") + "/api/v2/alerts"
+        return self.url
+
+    def body(self, alerts: Sequence[Alert], *, cluster: str, link: str | None) -> Any:
+        if self.kind == "alertmanager":
+            return [_alertmanager_alert(a, link) for a in alerts]
+        return webhook_body(alerts, cluster=cluster, link=link)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every secret of this target replaced by ``…``."""
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, "…")
+        return text
+
+
+def parse_target(text: str, headers: Mapping[str, str] | None = None) -> Target:
+    """A :class:`Target` from ``KIND+URL``; header values may be ``env:VARIABLE``."""
+    kind, plus, rest = text.strip().partition("+")
+    if not plus or kind not in KINDS or not rest:
+        shown = _shown(text)
+        raise ConfigError(f"--live-alert: cannot use {shown!r}; valid: {VALID}")
+    url = rest
+    if rest.startswith("env:"):
+        variable = rest.removeprefix("env:")
+        value = os.environ.get(variable)
+        if not value:
+            raise ConfigError(
+                f"--live-alert: {kind}+env:{variable} names the environment variable "
+                f"{variable}, which is not set"
+            )
+        url = value.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"--live-alert: {kind}+{_shown(url)!r} is not an http(s) URL; valid: {VALID}"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"--live-alert: {kind}+{_shown(url)!r} has a bad port") from None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    display = f"{kind}+{parts.scheme}://{host}" + (f":{port}" if port else "")
+    hidden = parts.path.strip("/") or parts.query or parts.fragment or parts.username
+    if hidden:
+        display += "/…"
+    secrets = {s for s in (parts.username, parts.password, parts.query, parts.fragment) if s}
+    if parts.path.strip("/"):
+        secrets.add(parts.path)
+        secrets.update(p for p in parts.path.split("/") if len(p) >= _MIN_SECRET)
+    if url != rest or parts.username:
+        secrets.add(url)
+    resolved = _headers(headers or {}, display)
+    secrets.update(v for v in resolved.values() if len(v) >= _MIN_SECRET)
+    return Target(kind, url, display, resolved, tuple(s for s in secrets if s))
+
+
+def _shown(text: str) -> str:
+    """What of a bad target may be printed: the kind and host at most."""
+    kind, plus, rest = text.strip().partition("+")
+    if not plus:
+        rest, kind = kind, ""
+    parts = urlsplit(rest)
+    if parts.scheme and parts.hostname:
+        shown = f"{parts.scheme}://{parts.hostname}/…"
+    elif rest.startswith("env:"):
+        shown = rest
+    else:
+        shown = "…" if rest else ""
+    return f"{kind}+{shown}" if plus else shown
+
+
+def _headers(headers: Mapping[str, str], display: str) -> dict[str, str]:
+    resolved = {}
+    for name, value in headers.items():
+        if value.startswith("env:"):
+            variable = value.removeprefix("env:")
+            env = os.environ.get(variable)
+            if env is None:
+                raise ConfigError(
+                    f"livecluster_alert_headers: header {name!r} for {display} comes from "
+                    f"the environment variable {variable}, which is not set"
+                )
+            value = env
+        resolved[name] = value
+    return resolved
+
+
+def _alertmanager_alert(alert: Alert, link: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "startsAt": isotime(alert.starts_at),
+    }
+    if alert.ends_at is not None:
+        body["endsAt"] = isotime(alert.ends_at)
+    if link:
+        body["generatorURL"] = link
+    return body
+
+
+def webhook_body(alerts: Sequence[Alert], *, cluster: str, link: str | None) -> dict[str, Any]:
+    """The documented webhook body for ``alerts`` (see the module docstring)."""
+    status = "firing" if any(a.status == "firing" for a in alerts) else "resolved"
+    return {
+        "version": WEBHOOK_VERSION,
+        "sender": "pytest-livecluster",
+        "status": status,
+        "cluster": cluster,
+        "text": slack_text(alerts, cluster=cluster, link=link),
+        "link": link,
+        "alerts": [
+            {
+                "status": a.status,
+                "labels": dict(a.labels),
+                "annotations": dict(a.annotations),
+                "startsAt": isotime(a.starts_at),
+                "endsAt": isotime(a.ends_at) if a.status == "resolved" and a.ends_at else None,
+                "fingerprint": a.key,
+            }
+            for a in alerts
+        ],
+    }
+
+
+def slack_text(alerts: Sequence[Alert], *, cluster: str, link: str | None) -> str:
+    """A short summary in Slack's mrkdwn, one line per alert."""
+    where = f" on *{cluster}*" if cluster else ""
+    firing = sum(a.status == "firing" for a in alerts)
+    resolved = len(alerts) - firing
+    counts = ", ".join(
+        f"{n} {word}" for n, word in ((firing, "firing"), (resolved, "resolved")) if n
+    )
+    lines = [f"pytest-livecluster{where}: {counts}"]
+    for a in alerts:
+        summary = a.annotations.get("summary", "")
+        if a.status == "firing":
+            lines.append(f":red_circle: FIRING `{a.name}`" + (f": {summary}" if summary else ""))
+        else:
+            lines.append(
+                f":large_green_circle: RESOLVED `{a.name}`"
+                + (f" (was: {summary})" if summary else "")
+            )
+    if link:
+        lines.append(f"<{link}|the run>")
+    return "\n".join(lines)
