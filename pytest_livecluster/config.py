@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Final
 
 import pytest
 
+from .alerts import AlertSettings, parse_target
 from .exceptions import ConfigError
 from .ingest import Limits
 from .paths import parse_pattern
@@ -35,6 +37,7 @@ class Option:
     default: Any = None
     flag: str | None = None
     metavar: str | None = None
+    action: str = "store"
 
 
 OPTIONS: Final = (
@@ -147,6 +150,71 @@ OPTIONS: Final = (
         "the orchestrator's control API, for the orchestrator fixture (the sim provides its own)",
     ),
     Option(
+        "alerts",
+        "livecluster_alerts",
+        "send alerts to TARGET: alertmanager+http://HOST:PORT, webhook+https://URL, "
+        "KIND+env:VARIABLE (repeatable; ini: one per line)",
+        "linelist",
+        (),
+        "--live-alert",
+        "TARGET",
+        "append",
+    ),
+    Option(
+        "alert_after",
+        "livecluster_alert_after",
+        "a test fires its alert after failing this many runs (or watch rounds) in a row",
+        "int",
+        1,
+        "--live-alert-after",
+        "N",
+    ),
+    Option(
+        "alert_severity",
+        "livecluster_alert_severity",
+        "the severity label of alerts; a test's marker livecluster(severity=...) overrides it",
+        "string",
+        "warning",
+    ),
+    Option(
+        "alert_silent_after",
+        "livecluster_alert_silent_after",
+        "a source that sends no line for this many seconds fires an alert (default: off)",
+        "float",
+        None,
+    ),
+    Option(
+        "alert_ledger",
+        "livecluster_alert_ledger",
+        "where alert state is kept between runs (default: pytest's cache directory)",
+        "string",
+        None,
+        "--live-alert-ledger",
+        "PATH",
+    ),
+    Option(
+        "alert_headers",
+        "livecluster_alert_headers",
+        "headers for alert requests, one per line: Name: value (env:VAR reads a variable)",
+        "linelist",
+        (),
+    ),
+    Option(
+        "alert_timeout",
+        "livecluster_alert_timeout",
+        "seconds one target's delivery may take, retries included",
+        "float",
+        10.0,
+    ),
+    Option(
+        "alert_expiry",
+        "livecluster_alert_expiry",
+        "Alertmanager ends a firing alert no run has refreshed for this many seconds "
+        "(default: 24 h; in watch mode 4 rounds, at least 5 min)",
+        "float",
+        None,
+    ),
+    Option(
         "stale_after",
         "livecluster_stale_after",
         "the report names intents older than this many seconds that are not receiving",
@@ -176,10 +244,26 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(
                 opt.flag,
                 dest=f"livecluster_{opt.dest}",
+                action=opt.action,
                 default=None,
                 metavar=opt.metavar,
                 help=f"{opt.help} (ini: {opt.ini})",
             )
+    group.addoption(
+        "--live-watch",
+        dest="livecluster_watch",
+        default=None,
+        metavar="SECONDS",
+        help="watch mode: keep following the cluster and re-run the live tests every SECONDS "
+        "until Ctrl-C",
+    )
+    group.addoption(
+        "--live-watch-rounds",
+        dest="livecluster_watch_rounds",
+        default=None,
+        metavar="N",
+        help="watch mode: stop after N rounds",
+    )
 
 
 @dataclass(frozen=True)
@@ -211,16 +295,25 @@ class Settings:
     methodology: Methodology
     stale_after: float
     orchestrator_url: str | None
+    alerting: AlertSettings | None = None
+    watch: float | None = None
+    watch_rounds: int | None = None
 
     def timing_for(self, marker_kwargs: Mapping[str, Any]) -> TestTiming:
         """The test's timing after its ``livecluster`` marker."""
-        unknown = sorted(set(marker_kwargs) - {"timeout", "window", "tick"})
+        unknown = sorted(set(marker_kwargs) - {"timeout", "window", "tick", "severity"})
         if unknown:
             raise ConfigError(
                 f"livecluster marker: unknown argument(s) {', '.join(unknown)}; "
-                "valid: timeout, window, tick"
+                "valid: timeout, window, tick, severity"
             )
-        values = {k: _positive(f"livecluster marker {k}", v) for k, v in marker_kwargs.items()}
+        values = {
+            k: _positive(f"livecluster marker {k}", v)
+            for k, v in marker_kwargs.items()
+            if k != "severity"
+        }
+        if "severity" in marker_kwargs:
+            _severity("livecluster marker severity", marker_kwargs["severity"])
         return replace(self.timing, **values)
 
 
@@ -232,6 +325,12 @@ def _positive(name: str, value: Any) -> float:
     if isinstance(value, bool) or not (number > 0 and math.isfinite(number)):
         raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
     return number
+
+
+def _severity(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or not value.strip().isprintable():
+        raise ConfigError(f"{name} must be a word such as critical, warning or info, got {value!r}")
+    return value.strip()
 
 
 def _int(name: str, value: Any) -> int:
@@ -257,6 +356,11 @@ def resolve(config: pytest.Config) -> Settings:
             "the ini key livecluster_sources (kinds: docker:label=KEY=VALUE, "
             "http://HOST:PORT/logs, file:PATH, sim)"
         )
+    watching = config.getoption("livecluster_watch") is not None
+    if watching and not enabled:
+        raise ConfigError("--live-watch needs --live-cluster: watch mode re-runs the live tests")
+    if config.getoption("livecluster_watch_rounds") is not None and not watching:
+        raise ConfigError("--live-watch-rounds needs --live-watch=SECONDS")
     counters = tuple(str(line).strip() for line in raw["counters"] if str(line).strip())
     for pattern in counters:
         parse_pattern(pattern)
@@ -290,6 +394,47 @@ def resolve(config: pytest.Config) -> Settings:
         methodology=_methodology(raw["roles"], raw["keys"]),
         stale_after=positive("stale_after"),
         orchestrator_url=raw["orchestrator_url"] or None,
+        alerting=_alerting(config, raw) if enabled else None,
+        watch=_optional_positive("--live-watch", config.getoption("livecluster_watch")),
+        watch_rounds=_optional_int(
+            "--live-watch-rounds", config.getoption("livecluster_watch_rounds")
+        ),
+    )
+
+
+def _optional_positive(name: str, value: Any) -> float | None:
+    return None if value in (None, "") else _positive(name, value)
+
+
+def _optional_int(name: str, value: Any) -> int | None:
+    return None if value in (None, "") else _int(name, value)
+
+
+def _alerting(config: pytest.Config, raw: Mapping[str, Any]) -> AlertSettings | None:
+    texts = [str(t).strip() for t in raw["alerts"] if str(t).strip()]
+    if not texts:
+        return None
+    headers = _header_lines(raw["alert_headers"], "livecluster_alert_headers")
+    targets = tuple(parse_target(text, headers) for text in texts)
+    ledger = raw["alert_ledger"]
+    if ledger:
+        path: Path | None = Path(ledger)
+    elif getattr(config, "cache", None) is not None:
+        path = config.cache.mkdir("livecluster") / "alerts.json"
+    else:
+        path = None
+    expiry = _optional_positive(_name("alert_expiry"), raw["alert_expiry"])
+    watch = _optional_positive("--live-watch", config.getoption("livecluster_watch"))
+    if expiry is None:
+        expiry = max(4 * watch, 300.0) if watch else 24 * 3600.0
+    return AlertSettings(
+        targets=targets,
+        fire_after=_int(_name("alert_after"), raw["alert_after"]),
+        severity=_severity(_name("alert_severity"), raw["alert_severity"]),
+        silent_after=_optional_positive(_name("alert_silent_after"), raw["alert_silent_after"]),
+        ledger=path,
+        budget=_positive(_name("alert_timeout"), raw["alert_timeout"]),
+        expiry=expiry,
     )
 
 
@@ -366,7 +511,7 @@ def _methodology(lines: Any, key_lines: Any = ()) -> Methodology:
     return replace(methodology, **keys)  # type: ignore[arg-type]
 
 
-def _header_lines(lines: Any) -> dict[str, str]:
+def _header_lines(lines: Any, key: str = "livecluster_http_headers") -> dict[str, str]:
     headers: dict[str, str] = {}
     for line in lines:
         text = str(line).strip()
@@ -376,7 +521,7 @@ def _header_lines(lines: Any) -> dict[str, str]:
         if not sep or not name.strip() or " " in name.strip():
             # Never echo the value: it may be a secret.
             raise ConfigError(
-                f"livecluster_http_headers: expected 'Name: value' or 'Name: env:VAR', "
+                f"{key}: expected 'Name: value' or 'Name: env:VAR', "
                 f"got a line starting {text[:12]!r}"
             )
         headers[name.strip()] = value.strip()

@@ -16,6 +16,7 @@ from .config import Settings, add_options, resolve
 from .exceptions import ConfigError
 from .run import SHARDS_PROPERTY, LiveRun, XdistController
 from .sim.client import OrchestratorClient
+from .watch import Watch
 
 SETTINGS = pytest.StashKey[Settings]()
 RUN = pytest.StashKey[LiveRun]()
@@ -36,7 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        "livecluster(timeout=None, window=None, tick=None): this test's waiting defaults",
+        "livecluster(timeout=None, window=None, tick=None, severity=None): this test's "
+        "waiting defaults, and the severity label of its alert",
     )
     try:
         settings = resolve(config)
@@ -48,6 +50,14 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[RUN] = run
     config.pluginmanager.register(run, "livecluster-run")
+    if settings.watch is not None:
+        if run.is_controller or run.is_worker:
+            raise pytest.UsageError(
+                "--live-watch runs in one process: it cannot be combined with xdist (-n)"
+            )
+        config.pluginmanager.register(
+            Watch(run, settings.watch, settings.watch_rounds), "livecluster-watch"
+        )
     if run.is_controller and config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistController(run), "livecluster-xdist")
 
@@ -88,4 +98,7 @@ def _livecluster_test(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         shards = run.cluster.end_test()
-        request.node.user_properties.append((SHARDS_PROPERTY, shards))
+        # One property per test, also when watch mode runs it again.
+        properties = request.node.user_properties
+        properties[:] = [p for p in properties if p[0] != SHARDS_PROPERTY]
+        properties.append((SHARDS_PROPERTY, shards))

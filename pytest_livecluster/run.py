@@ -19,10 +19,13 @@ from typing import Any
 import pytest
 
 from . import jsonutil
+from .alerts import Alerter, AlertRound, SourceObservation, TestOutcome
+from .alerts.alerter import ci_link
 from .cluster import Cluster, describe_entry
 from .collector import Collector
-from .config import Settings
+from .config import Settings, TestTiming
 from .exceptions import LiveClusterError
+from .outcomes import LIVE_ATTR, outcomes, tag_report
 from .recording import Recorder
 from .report import RunReport, Section, build_report, merge_worker_reports
 from .sim.client import OrchestratorClient
@@ -58,6 +61,15 @@ class LiveRun:
         self.report: RunReport | None = None
         self.worker_reports: dict[str, dict[str, Any]] = {}
         self._orchestrator: OrchestratorClient | None = None
+        self.alerter: Alerter | None = None
+        if settings.alerting is not None and not self.is_worker:
+            report = str(Path(settings.report).resolve()) if settings.report else None
+            self.alerter = Alerter(
+                settings.alerting, cluster=settings.name, report_path=report, link=ci_link()
+            )
+        self.watching = False
+        self._live_reports: list[pytest.TestReport] = []
+        self._worker_sources: list[SourceObservation] = []
         # Build the sources now, so a bad spec is a usage error before any test runs.
         self._sources = parse_specs(settings.specs, settings.source_options)
 
@@ -129,19 +141,26 @@ class LiveRun:
         )
 
     def set_cluster_timing(self, item: pytest.Item) -> None:
+        self.cluster.begin_test(self._timing(item))
+
+    def _timing(self, item: pytest.Item) -> TestTiming:
         marker = item.get_closest_marker("livecluster")
-        timing = self.settings.timing
-        if marker is not None:
-            if marker.args:
-                raise pytest.UsageError(
-                    f"{item.nodeid}: the livecluster marker takes keyword arguments only "
-                    "(timeout=, window=, tick=)"
-                )
-            try:
-                timing = self.settings.timing_for(marker.kwargs)
-            except LiveClusterError as exc:
-                raise pytest.UsageError(f"{item.nodeid}: {exc}") from exc
-        self.cluster.begin_test(timing)
+        if marker is None:
+            return self.settings.timing
+        if marker.args:
+            raise pytest.UsageError(
+                f"{item.nodeid}: the livecluster marker takes keyword arguments only "
+                "(timeout=, window=, tick=, severity=)"
+            )
+        try:
+            return self.settings.timing_for(marker.kwargs)
+        except LiveClusterError as exc:
+            raise pytest.UsageError(f"{item.nodeid}: {exc}") from exc
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # A bad marker is a usage error before any test runs, not a test's error.
+        for item in items:
+            self._timing(item)
 
     # -- hooks -----------------------------------------------------------------------
 
@@ -159,6 +178,18 @@ class LiveRun:
         ]
         if self.settings.counters:
             lines.append(f"livecluster: counters {', '.join(self.settings.counters)}")
+        alerting = self.settings.alerting
+        if alerting is not None and self.alerter is not None:
+            silent = (
+                f", source silent after {alerting.silent_after:g} s"
+                if alerting.silent_after
+                else ""
+            )
+            lines.append(
+                f"livecluster: alerts to {', '.join(t.display for t in alerting.targets)} "
+                f"after {alerting.fire_after} failing run(s){silent}; ledger "
+                f"{alerting.ledger or 'kept for this run only'}"
+            )
         return lines
 
     @pytest.hookimpl(hookwrapper=True)
@@ -167,6 +198,7 @@ class LiveRun:
     ) -> Generator[None, Any, None]:
         outcome = yield
         report: pytest.TestReport = outcome.get_result()
+        tag_report(report, item)
         uses_cluster = "cluster" in getattr(item, "fixturenames", ())
         if report.failed and self.collector is not None and uses_cluster:
             text = self._failure_context()
@@ -191,26 +223,72 @@ class LiveRun:
             lines.append(self.settle_note)
         return "\n".join(lines)
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.alerter is not None and not self.watching and hasattr(report, LIVE_ATTR):
+            self._live_reports.append(report)
+
+    # -- alerts ------------------------------------------------------------------------
+
+    def source_observations(self) -> list[SourceObservation]:
+        """How long each source has been silent, as of now."""
+        if self.collector is None:
+            # Each xdist worker followed the same sources: one that saw lines speaks for all.
+            quietest: dict[str, SourceObservation] = {}
+            for seen in self._worker_sources:
+                known = quietest.get(seen.source)
+                if known is None or seen.silent_for < known.silent_for:
+                    quietest[seen.source] = seen
+            return list(quietest.values())
+        return [
+            SourceObservation(h.source, h.silent_for(), h.state) for h in self.collector.health()
+        ]
+
+    def alert_round(
+        self, tests: list[TestOutcome], sources: list[SourceObservation]
+    ) -> AlertRound | None:
+        """Send what changed since the last round (or run); ``None`` without targets."""
+        if self.alerter is None:
+            return None
+        return self.alerter.round(tests, sources)
+
+    def alert_section(self) -> Section | None:
+        if self.alerter is None or self.alerter.last is None:
+            return None
+        return Section("alerts", self.alerter.report_lines(), self.alerter.report_data())
+
     def pytest_livecluster_report(self, cluster: Cluster) -> list[Section]:
         return report_sections(cluster.views, stale_after=self.settings.stale_after)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self._orchestrator is not None:
-            self._orchestrator.close()
-        if self.collector is not None:
-            self.collector.close()
-        if self.recorder is not None:
-            self.recorder.close()
+        sources = self.source_observations()
+        self.close()
         if self.is_controller:
             self.report = merge_worker_reports(self.worker_reports)
         elif self.collector is not None:
             self.report = self._build_report()
-        if self.report is None:
-            return
         if self.is_worker:
-            self.config.workeroutput["livecluster"] = self.report.as_dict()  # type: ignore[attr-defined]
+            if self.report is not None:
+                output = self.config.workeroutput  # type: ignore[attr-defined]
+                output["livecluster"] = self.report.as_dict()
+                output["livecluster_sources"] = [s.__dict__ for s in sources]
             return
-        self._write_files(self.report)
+        if not self.watching:
+            self.alert_round(outcomes(self._live_reports), sources)
+        section = self.alert_section()
+        if self.report is not None and section is not None:
+            self.report.sections.append(section)
+        if self.report is not None:
+            self._write_files(self.report)
+
+    def close(self) -> None:
+        """Stop following the cluster: threads ended, recording closed. Idempotent."""
+        if self._orchestrator is not None:
+            self._orchestrator.close()
+            self._orchestrator = None
+        if self.collector is not None:
+            self.collector.close()
+        if self.recorder is not None:
+            self.recorder.close()
 
     def _build_report(self) -> RunReport:
         sections: list[Section] = []
@@ -224,12 +302,29 @@ class LiveRun:
             sections=sections,
         )
 
+    def write_round_report(self) -> None:
+        """Rewrite the JSON report with what the cluster looks like now (watch mode)."""
+        if self.settings.report and self.collector is not None:
+            report = self._build_report()
+            section = self.alert_section()
+            if section is not None:
+                report.sections.append(section)
+            self._write_json(report)
+
+    def _write_json(self, report: RunReport) -> Path | None:
+        if not self.settings.report:
+            return None
+        path = Path(self.settings.report)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_bytes(jsonutil.dumps(report.as_dict(), indent=True) + b"\n")
+        os.replace(partial, path)
+        return path
+
     def _write_files(self, report: RunReport) -> None:
         self.written: list[str] = []
-        if self.settings.report:
-            path = Path(self.settings.report)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(jsonutil.dumps(report.as_dict(), indent=True) + b"\n")
+        path = self._write_json(report)
+        if path is not None:
             self.written.append(f"generated livecluster json report: {path.resolve()}")
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
@@ -239,7 +334,15 @@ class LiveRun:
             self.written.append(f"generated livecluster recording: {self.recorder.path.resolve()}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.is_worker or self.report is None:
+        if self.is_worker:
+            return
+        if self.report is None:
+            section = self.alert_section()
+            if section is not None:
+                terminalreporter.section("livecluster")
+                terminalreporter.line(f"{section.title}:")
+                for line in section.lines:
+                    terminalreporter.line(f"  {line}")
             return
         terminalreporter.section("livecluster")
         if self.settle_note:
@@ -262,6 +365,8 @@ class XdistController:
         if data is not None:
             name = getattr(getattr(node, "gateway", None), "id", None) or output.get("workerid")
             self.run.worker_reports[str(name)] = data
+        for seen in output.get("livecluster_sources", ()):
+            self.run._worker_sources.append(SourceObservation(**seen))
 
 
 def _xdist_workers(config: pytest.Config) -> int:

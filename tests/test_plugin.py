@@ -374,10 +374,13 @@ def test_bad_marker_argument_is_a_usage_error(pytester: pytest.Pytester) -> None
         """
     )
     result = pytester.runpytest_subprocess(f"--live-cluster={spec}")
-    result.stdout.fnmatch_lines(
-        ["*livecluster marker: unknown argument(s) timout; valid: timeout, window, tick*"]
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: *::test_typo: livecluster marker: unknown argument(s) timout; "
+            "valid: timeout, window, tick, severity"
+        ]
     )
-    assert result.ret != 0
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
 def test_xdist_controller_records_while_workers_test(
