@@ -14,6 +14,7 @@ pytestmark = pytest.mark.live
 RESOLUTION_BUDGET = 2.0
 
 
+@pytest.mark.livecluster(severity="critical")  # the label of its alert, when it fires
 def test_intent_resolved_by_scraper_then_spotter(
     cluster: Cluster, orchestrator: OrchestratorClient, scrapers: list[str]
 ) -> None:

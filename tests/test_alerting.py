@@ -321,3 +321,42 @@ def test_a_bad_severity_in_a_marker_is_a_usage_error(pytester: pytest.Pytester) 
             "marker severity must be a word such as critical, warning or info, got 3"
         ]
     )
+
+
+def test_with_xdist_the_controller_alerts_once_for_all_workers(
+    pytester: pytest.Pytester, receiver: Receiver
+) -> None:
+    pytester.makepyfile(
+        """
+        import time
+
+        def test_fails(cluster):
+            time.sleep(0.8)
+            assert False, "broken on a worker"
+
+        def test_passes(cluster):
+            time.sleep(0.8)
+        """
+    )
+    with CueServer(heartbeat=0.2).start() as server:
+        result = pytester.runpytest_subprocess(
+            "-p",
+            "no:randomly",
+            "-n",
+            "2",
+            f"--live-cluster={server.url}",
+            f"--live-alert=webhook+{receiver.url}",
+            "-o",
+            "livecluster_alert_silent_after=0.5",
+            "-o",
+            "livecluster_settle_timeout=0.3",
+        )
+    result.assert_outcomes(passed=1, failed=1)
+    [body] = receiver.bodies()
+    assert sorted((a["labels"]["alertname"], a["status"]) for a in body["alerts"]) == [
+        ("LiveSourceSilent", "firing"),
+        ("LiveTestFailing", "firing"),
+    ]
+    [test_alert] = [a for a in body["alerts"] if a["labels"]["alertname"] == "LiveTestFailing"]
+    assert test_alert["labels"]["test"].endswith("::test_fails")
+    assert "broken on a worker" in test_alert["annotations"]["summary"]
