@@ -360,3 +360,19 @@ def test_with_xdist_the_controller_alerts_once_for_all_workers(
     [test_alert] = [a for a in body["alerts"] if a["labels"]["alertname"] == "LiveTestFailing"]
     assert test_alert["labels"]["test"].endswith("::test_fails")
     assert "broken on a worker" in test_alert["annotations"]["summary"]
+
+
+def test_targets_from_the_ini_each_get_the_alert(suite: pytest.Pytester) -> None:
+    with Receiver() as first, Receiver() as second:
+        suite.makeini(
+            "[pytest]\nlivecluster_name = staging\nlivecluster_alerts =\n"
+            f"    webhook+{first.url}/one\n    alertmanager+{second.url}\n"
+        )
+        run(suite).assert_outcomes(passed=1, failed=1)
+        assert [r.path for r in first.requests] == ["/one"]
+        assert [r.path for r in second.requests] == ["/api/v2/alerts"]
+        assert second.requests[0].json[0]["labels"]["test"] == "test_switched.py::test_switched"
+        # The command line replaces the ini's list; a new target hears of what fires.
+        run(suite, f"--live-alert=webhook+{first.url}/cli").assert_outcomes(passed=1, failed=1)
+        assert [r.path for r in first.requests] == ["/one", "/cli"]
+        assert len(second.requests) == 1
