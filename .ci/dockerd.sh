@@ -26,7 +26,8 @@ start() {
     return
   fi
   rm -f "$PIDFILE"
-  nohup dockerd --pidfile "$PIDFILE" >>"$LOG" 2>&1 </dev/null &
+  # Its own session: it outlives the shell (or test) that started it.
+  setsid nohup dockerd --pidfile "$PIDFILE" >>"$LOG" 2>&1 </dev/null &
   for _ in $(seq 1 120); do
     if running; then
       return

@@ -171,6 +171,23 @@ class Collector:
             thread.join(remaining)
         return not self.running
 
+    def wait_caught_up(self, quiet: float, timeout: float | None = None) -> list[str]:
+        """Wait until every source has read the backlog it found; the ids of those that
+        have not when ``timeout`` passes (empty: all have).
+
+        See :meth:`Source.caught_up`: a source that can tell is done as soon as
+        it has read what was there when it attached; the others once they have
+        been silent for ``quiet`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            behind = [s.id for s in self.sources if not s.caught_up(quiet)]
+            if not behind or not self.running:
+                return behind if self.running else []
+            if deadline is not None and time.monotonic() >= deadline:
+                return behind
+            time.sleep(0.02)
+
     def wait_idle(self, quiet: float, timeout: float | None = None) -> bool:
         """Wait until no line has arrived for ``quiet`` seconds, or every source ended.
 

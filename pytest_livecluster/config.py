@@ -81,7 +81,8 @@ OPTIONS: Final = (
     Option(
         "settle_quiet",
         "livecluster_settle_quiet",
-        "the backlog counts as read once no line arrived for this long",
+        "a source that cannot tell where its backlog ends has read it after this long "
+        "without a line",
         "float",
         0.3,
     ),

@@ -19,6 +19,9 @@ The protocol (see "The bare /logs protocol" in the architecture notes):
 - A request whose ``Accept`` header prefers ``text/event-stream`` gets Server-Sent
   Events instead (``id:`` is the sequence number, ``data:`` the line), and may
   resume with ``Last-Event-ID`` as well as ``after``.
+- ``Log-Last-Seq`` (optional) names the newest line held when the response
+  started: a client that has read it has read the backlog, however busy the
+  service is; without it, a client counts the backlog as read after a pause.
 - The response stays open; new lines follow as they are appended, and an empty
   line (an SSE comment, ``:``) is sent as a heartbeat when nothing happened for
   ``heartbeat`` seconds, so clients can use a read timeout above it.
@@ -66,6 +69,7 @@ from urllib.parse import parse_qs, urlsplit
 __all__ = [
     "EPOCH_HEADER",
     "FIRST_SEQ_HEADER",
+    "LAST_SEQ_HEADER",
     "NDJSON",
     "SSE",
     "LogBuffer",
@@ -80,6 +84,7 @@ __all__ = [
 NDJSON: Final = "application/x-ndjson"
 SSE: Final = "text/event-stream"
 FIRST_SEQ_HEADER: Final = "Log-First-Seq"
+LAST_SEQ_HEADER: Final = "Log-Last-Seq"
 EPOCH_HEADER: Final = "Log-Epoch"
 
 Batch = list[tuple[int, bytes]]
@@ -444,6 +449,8 @@ class LogRequestHandler(BaseHTTPRequestHandler):
         # Asks a proxy such as nginx not to buffer the stream.
         self.send_header("X-Accel-Buffering", "no")
         self.send_header(FIRST_SEQ_HEADER, str(first))
+        # The newest line held now: a client that has read it has read the backlog.
+        self.send_header(LAST_SEQ_HEADER, str(self.log_server.buffer.last_seq))
         self.send_header(EPOCH_HEADER, self.log_server.buffer.epoch)
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Connection", "close")

@@ -101,17 +101,17 @@ class LiveRun:
                 break
             time.sleep(0.02)
         remaining = max(0.0, deadline - time.monotonic())
-        quiet = collector.wait_idle(settings.settle_quiet, timeout=remaining)
+        behind = collector.wait_caught_up(settings.settle_quiet, timeout=remaining)
         if collector.failures:
             problems = "\n".join(f"  {f}" for f in collector.failures)
             self.start_error = f"livecluster: a source failed at start-up:\n{problems}"
             return
         not_attached = [h.source for h in collector.health() if h.state in ("starting",)]
-        if not_attached or not quiet:
+        if not_attached or behind:
             what = (
                 f"not attached: {', '.join(not_attached)}"
                 if not_attached
-                else "still reading their backlog"
+                else f"still reading their backlog: {', '.join(behind)}"
             )
             self.settle_note = (
                 f"start-up did not settle within {settings.settle:g} s ({what}); "

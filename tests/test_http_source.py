@@ -24,7 +24,8 @@ import pytest
 from support import Runner, Tls, make_tls
 from support.faultyserver import FaultyServer
 
-from pytest_livecluster import SourceUnavailable, SpecError
+from pytest_livecluster import SourceUnavailable, SpecError, State
+from pytest_livecluster.collector import Collector
 from pytest_livecluster.ingest import parse_shard
 from pytest_livecluster.logserver import NDJSON, SSE, LogBuffer, LogServer
 from pytest_livecluster.sources import SourceOptions, parse_specs
@@ -533,3 +534,68 @@ def test_too_long_line_is_dropped_and_counted(server: FaultyServer) -> None:
         f"{server.url}: line 2 has {len(wire(2, 'y' * 300))} bytes, more than the limit "
         "of 100; discarded"
     ]
+
+
+class _Busy:
+    """Appends a line to ``buffer`` every ``every`` seconds until stopped."""
+
+    def __init__(self, buffer: LogBuffer, every: float = 0.01) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(buffer, every), daemon=True)
+
+    def _run(self, buffer: LogBuffer, every: float) -> None:
+        n = 0
+        while not self.stop.wait(every):
+            n += 1
+            buffer.append(json.dumps({"live": n}))
+
+    def __enter__(self) -> _Busy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+class _NoLastSeq(LogServer):
+    """A server of the protocol's older revision: no ``Log-Last-Seq``."""
+
+    def __init__(self, buffer: LogBuffer) -> None:
+        super().__init__(buffer, heartbeat=0.5)
+        base = self.handler_class
+
+        class Handler(base):  # type: ignore[valid-type,misc]
+            def send_header(self, keyword: str, value: str) -> None:
+                if keyword != "Log-Last-Seq":
+                    super().send_header(keyword, value)
+
+        self.handler_class = Handler
+
+
+def test_a_busy_server_is_caught_up_once_its_backlog_is_read() -> None:
+    buffer = LogBuffer(capacity=20_000)
+    for n in range(1, 5001):
+        buffer.append(json.dumps({"backlog": n}))
+    with LogServer(buffer, heartbeat=0.5).start() as logserver, _Busy(buffer):
+        state = State()
+        with Collector(state, [HttpSource(logserver.url, options())]) as collector:
+            started = time.monotonic()
+            behind = collector.wait_caught_up(0.3, timeout=10)
+            took = time.monotonic() - started
+            backlog_read = state.get("backlog")
+        assert behind == []
+        assert backlog_read == 5000  # the whole backlog, at the moment it said so
+        assert took < 5, f"caught up after {took:.2f} s"
+
+
+def test_without_log_last_seq_a_busy_server_is_never_quiet_enough() -> None:
+    buffer = LogBuffer()
+    buffer.append(json.dumps({"backlog": 1}))
+    with _NoLastSeq(buffer).start() as logserver:
+        source = HttpSource(logserver.url, options())
+        with Collector(State(), [source]) as collector:
+            with _Busy(buffer, every=0.05):
+                assert collector.wait_caught_up(0.3, timeout=1.5) == [logserver.url]
+            # Once it pauses, the quiet rule says it has read what there was.
+            assert collector.wait_caught_up(0.3, timeout=5) == []

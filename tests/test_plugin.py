@@ -7,6 +7,8 @@ Live tests here follow real sources: recordings on disk and a loopback
 from __future__ import annotations
 
 import json
+import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
@@ -462,3 +464,36 @@ def test_a_bad_key_name_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(
         ["*livecluster_keys: expected 'NAME = KEY' with NAME one of hello_key,*"]
     )
+
+
+def test_start_up_settles_on_a_cluster_that_never_pauses(
+    pytester: pytest.Pytester, server: CueServer
+) -> None:
+    for n in range(2000):
+        server.write(json.dumps({"backlog": n}))
+    stop = threading.Event()
+
+    def busy() -> None:
+        n = 0
+        while not stop.wait(0.02):
+            n += 1
+            server.write(json.dumps({"live": n}))
+
+    writer = threading.Thread(target=busy, daemon=True)
+    writer.start()
+    pytester.makepyfile(
+        """
+        def test_backlog_is_there(cluster):
+            assert cluster.get("backlog") == 1999
+        """
+    )
+    try:
+        started = time.monotonic()
+        result = pytester.runpytest_subprocess(f"--live-cluster={server.url}", "--live-settle=20")
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        writer.join()
+    result.assert_outcomes(passed=1)
+    assert "did not settle" not in result.stdout.str()
+    assert took < 15, f"the run took {took:.1f} s"

@@ -114,6 +114,22 @@ class Source(abc.ABC):
         source fails for good.
         """
 
+    def caught_up(self, quiet: float) -> bool:
+        """Whether the source has read the backlog it found when it attached.
+
+        Start-up waits for this before the first test. A source that can tell
+        (a ``/logs`` server's ``Log-Last-Seq``, Docker's timestamps) says so as
+        soon as it has; this default counts the backlog as read once no line
+        arrived for ``quiet`` seconds, which a source that never pauses never
+        reaches. A source that ended or failed has nothing more to read.
+        """
+        health = self.health
+        if health.state in ("finished", "closed", "failed"):
+            return True
+        if health.state == "starting":
+            return False
+        return health.silent_for() >= quiet
+
     def close(self) -> None:
         """Ask :meth:`run` to return soon. Safe from any thread; idempotent."""
         self._closed.set()

@@ -30,6 +30,10 @@ Discovery, in this order, so that no container is missed and none is followed tw
 6. Any end of the events stream is an error: reconnect with ``since=<last timeNano>``
    after a backoff, then list and reconcile again, which finds whatever the missed
    events were about.
+7. Start-up asks :meth:`DockerSource.caught_up` whether the backlog found at attach is
+   read. A container's is once a line stamped at or after its first logs request has
+   been delivered (the engine sends a log in order, so everything before it was backlog),
+   once nothing came for ``quiet`` seconds, or once its follower has ended.
 
 Log and event bodies are read from the raw HTTP response rather than through
 docker-py's helpers, which drop the stdout/stderr distinction, turn a broken connection
@@ -447,6 +451,28 @@ class _Container:
     # The follow being read, and the check that it ends after the container died.
     stream: _Stream | None = None
     stall_check: threading.Timer | None = None
+    # For caught_up(): when the first logs request was sent (wall clock, as the engine
+    # stamps lines), when a response or line last came (monotonic), and whether a line
+    # stamped at or after that request has been delivered.
+    asked_ns: int | None = None
+    heard: float | None = None
+    caught: bool = False
+
+    def answered(self) -> None:
+        """A logs request was answered: quiet is counted from now."""
+        self.heard = time.monotonic()
+
+    def delivered(self, ts_ns: int) -> None:
+        """A line stamped ``ts_ns`` has been emitted."""
+        self.heard = time.monotonic()
+        if self.asked_ns is not None and ts_ns >= self.asked_ns:
+            self.caught = True
+
+    def caught_up(self, now: float, quiet: float) -> bool:
+        """Whether the backlog found at the first request is read (see DockerSource)."""
+        if self.owner is None or self.caught:
+            return True  # no follower (ended, or never started), or past the backlog
+        return self.heard is not None and now - self.heard >= quiet
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,6 +568,7 @@ class DockerSource(Source):
         self._last_event_ns: int | None = None
         self._die_grace = die_grace_s
         self._timers: set[threading.Timer] = set()
+        self._listed = False  # the containers found at attach have their followers
 
     @classmethod
     def from_spec(cls, spec: str, options: SourceOptions) -> DockerSource:
@@ -557,6 +584,22 @@ class DockerSource(Source):
         """Each followed container's labels, keyed by the source id its lines carry."""
         with self._lock:
             return {origin: dict(labels) for origin, labels in self._labels.items()}
+
+    def caught_up(self, quiet: float) -> bool:
+        """Whether every followed container's backlog is read; cheap, from any thread.
+
+        A container's backlog is read once a line stamped at or after the follower's
+        first logs request has been delivered, once nothing came for ``quiet`` seconds
+        since the request was answered or the last line, or once its follower ended.
+        Never before the first list of containers has been reconciled.
+        """
+        if self.closed or self.health.state == "failed":
+            return True
+        if not self._listed:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            return all(c.caught_up(now, quiet) for c in self._containers.values())
 
     def close(self) -> None:
         super().close()
@@ -637,6 +680,7 @@ class DockerSource(Source):
                 if container.id not in seen:
                     container.gone = True
                     self._forget(container)
+        self._listed = True
 
     def _on_event(self, event: Mapping[str, Any]) -> None:
         time_nano = event.get("timeNano")
@@ -891,12 +935,15 @@ class DockerSource(Source):
         if since is not None:
             params["since"] = format_since(max(0, since - self._margin))
         what = f"GET /containers/{container.name}/logs"
+        if container.asked_ns is None:
+            container.asked_ns = time.time_ns()
         try:
             stream = self._engine.stream(what, "/containers/{0}/logs", container.id, params)
         except (_Gone, _Unreadable, _Closed):
             raise
         except SourceError as exc:
             return _Read(clean=False, lasted=0.0, error=str(exc))
+        container.answered()
         if follow:
             container.stream = stream
         try:
@@ -967,6 +1014,7 @@ class DockerSource(Source):
         with self._emit_lock:
             self.health.line(msg.line)
             emit(msg.line, envelope)
+        container.delivered(msg.ts_ns)
 
     def _unreadable(self, container: _Container, run: _Run, exc: _Unreadable) -> None:
         """Record a container whose logs the engine will not serve: a failure, never 0 lines."""

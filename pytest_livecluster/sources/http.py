@@ -66,7 +66,7 @@ import tenacity
 
 from ..exceptions import SourceUnavailable, SpecError
 from ..ingest import Envelope
-from ..logserver import EPOCH_HEADER, FIRST_SEQ_HEADER, NDJSON, SSE
+from ..logserver import EPOCH_HEADER, FIRST_SEQ_HEADER, LAST_SEQ_HEADER, NDJSON, SSE
 from .base import Emit, Source, SourceOptions
 from .registry import register
 
@@ -137,6 +137,8 @@ class HttpSource(Source):
         self.media_type: str | None = None
         self._cursor: int | None = None
         self._next = 1
+        # The server's Log-Last-Seq when first attached: the end of the backlog.
+        self._backlog_end: int | None = None
         self._taken = 0
         self._repeats_reported = False
         self._epoch: str | None = None
@@ -232,6 +234,7 @@ class HttpSource(Source):
         # Asked with after=cursor, the new log would answer from line cursor+1.
         self._cursor = None
         self._next = 1
+        self._backlog_end = None
         self._restarted = True
         return f"{self.id} restarted (epoch changed); reading its new log from the start"
 
@@ -252,10 +255,20 @@ class HttpSource(Source):
             reason += f"; discarded {framer.pending} bytes of an unterminated {what}"
         return reason
 
+    def caught_up(self, quiet: float) -> bool:
+        """Read up to the ``Log-Last-Seq`` the server named, or (without one) quiet."""
+        backlog = self._backlog_end
+        attached = self.health.state == "attached"
+        if attached and backlog is not None and (self._cursor or 0) >= backlog:
+            return True
+        return super().caught_up(quiet)
+
     def _attached(self, response: httpx.Response, sse: bool) -> None:
         self.health.state = "attached"
         self.health.attached = 1
         self._repeats_reported = False
+        if self._backlog_end is None:
+            self._backlog_end = _last_seq(response)
         first = _first_seq(response)
         if first is None:
             if not sse:
@@ -623,6 +636,11 @@ def _basic_auth(username: str | None, password: str | None) -> httpx.BasicAuth |
 def _media_type(response: httpx.Response) -> str:
     content_type: str = response.headers.get("content-type", "")
     return content_type.partition(";")[0].strip().lower()
+
+
+def _last_seq(response: httpx.Response) -> int | None:
+    text = response.headers.get(LAST_SEQ_HEADER, "")
+    return int(text) if text.isdigit() else None
 
 
 def _first_seq(response: httpx.Response) -> int | None:

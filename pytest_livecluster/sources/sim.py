@@ -110,6 +110,13 @@ class SimSource(Source):
         if self._failure is not None:
             raise self._failure
 
+    def caught_up(self, quiet: float) -> bool:
+        """Every process's log (or container's) has been read to what it held at attach."""
+        if self.health.state in ("finished", "closed", "failed"):
+            return True
+        followers = list(self._followers)
+        return bool(followers) and all(f.caught_up(quiet) for f in followers)
+
     def close(self) -> None:
         super().close()
         for follower in list(self._followers):

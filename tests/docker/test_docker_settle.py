@@ -1,0 +1,140 @@
+"""Settling at start-up: :meth:`DockerSource.caught_up` says when the backlog found at
+attach is read, from the engine's timestamps, even for containers that never pause."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from docker.models.containers import Container
+from dockerkit import Label, Launcher, wait_until
+
+from pytest_livecluster import State
+from pytest_livecluster.collector import Collector
+from pytest_livecluster.ingest import Envelope
+from pytest_livecluster.sources.docker import DockerSource
+
+QUIET = 0.3
+# Each container prints {"c<C>":{"seq":N}}: BACKLOG lines at once, then one line every
+# PAUSE_US microseconds forever (PAUSE_US=0: silent after the backlog).
+WRITER = """
+trap 'exit 0' TERM
+i=0
+while [ $i -lt $BACKLOG ]; do echo "{\\"c$C\\":{\\"seq\\":$i}}"; i=$((i + 1)); done
+[ "$PAUSE_US" -gt 0 ] || exec sleep 1000000
+while :; do echo "{\\"c$C\\":{\\"seq\\":$i}}"; i=$((i + 1)); usleep $PAUSE_US; done
+"""
+
+Start = Callable[[], tuple[Collector, float]]
+
+
+def _writer(launch: Launcher, index: int, backlog: int, pause_us: int) -> Container:
+    env = {"C": str(index), "BACKLOG": str(backlog), "PAUSE_US": str(pause_us)}
+    container = launch(env, command=["sh", "-c", WRITER])
+    wait_until(
+        lambda: container.logs().count(b"\n") >= backlog, 60, f"{backlog} backlog lines written"
+    )
+    return container
+
+
+class _Seqs:
+    """Every seq the collector ingested, per writer, in order (the collector's line hook)."""
+
+    def __init__(self) -> None:
+        self.got: dict[str, list[int]] = {}
+
+    def __call__(self, raw: bytes, envelope: Envelope, accepted: bool) -> None:
+        ((key, value),) = json.loads(raw).items()
+        self.got.setdefault(key, []).append(value["seq"])
+
+    def contiguous(self, key: str) -> int:
+        """How many, asserting seq 0..n-1 each once, in order."""
+        got = list(self.got.get(key, []))
+        assert got == list(range(len(got))), f"{key}: not 0..{len(got) - 1} in order"
+        return len(got)
+
+
+@pytest.fixture
+def seqs() -> _Seqs:
+    return _Seqs()
+
+
+@pytest.fixture
+def start(label: Label, seqs: _Seqs) -> Iterator[Start]:
+    """Start a Collector over a DockerSource on the test's label; closed at teardown."""
+    made: list[Collector] = []
+
+    def run() -> tuple[Collector, float]:
+        state = State(counters=["*.seq"])
+        source = DockerSource(label.spec())
+        assert not source.caught_up(QUIET), "caught up before it started"
+        made.append(Collector(state, [source], on_line=seqs))
+        started = time.monotonic()
+        made[-1].start()
+        return made[-1], started
+
+    yield run
+    for collector in made:
+        assert collector.close() == []
+        assert collector.failures == []
+
+
+def _settle(collector: Collector, started: float, timeout: float = 20) -> float:
+    """Poll as start-up does until every source is caught up; the seconds it took."""
+    while not all(source.caught_up(QUIET) for source in collector.sources):
+        assert time.monotonic() - started < timeout, [h.as_dict() for h in collector.health()]
+        time.sleep(0.02)
+    took = time.monotonic() - started
+    print(f"caught up after {took:.3f}s, {collector.lines} lines ingested")
+    return took
+
+
+def test_busy_container_is_caught_up_without_pausing(
+    launch: Launcher, start: Start, seqs: _Seqs
+) -> None:
+    """3000 lines of backlog, then 50 lines/s forever: never 0.3 s quiet, yet caught up
+    within seconds, and by then every backlog line is in the state."""
+    _writer(launch, 0, 3000, 20_000)
+    collector, started = start()
+    took = _settle(collector, started)
+    assert collector.state.get("c0", "seq") >= 2999
+    assert seqs.contiguous("c0") >= 3000
+    assert took < 5
+
+
+def test_silent_container_is_caught_up_after_quiet(
+    launch: Launcher, start: Start, seqs: _Seqs
+) -> None:
+    """A few lines, then silence: caught up once it has been quiet for ``quiet`` seconds."""
+    _writer(launch, 0, 5, 0)
+    collector, started = start()
+    took = _settle(collector, started)
+    assert collector.state.get("c0", "seq") == 4
+    assert seqs.contiguous("c0") == 5
+    assert QUIET <= took < 5
+
+
+def test_not_caught_up_until_the_big_backlog_is_read(
+    launch: Launcher, start: Start, seqs: _Seqs
+) -> None:
+    """A busy container and one with 100 000 lines of backlog that goes on at 10 lines/s:
+    caught up only once the big backlog is all in the state."""
+    _writer(launch, 0, 3000, 20_000)
+    _writer(launch, 1, 100_000, 100_000)
+    collector, started = start()
+    took = _settle(collector, started, timeout=60)
+    assert collector.state.get("c1", "seq") >= 99_999
+    assert collector.state.get("c0", "seq") >= 2999
+    assert seqs.contiguous("c1") >= 100_000
+    assert seqs.contiguous("c0") >= 3000
+    assert took < 30
+
+
+def test_no_container_is_caught_up_once_listed(start: Start) -> None:
+    """Nothing carries the label: caught up as soon as discovery has listed."""
+    collector, started = start()
+    took = _settle(collector, started)
+    assert collector.lines == 0
+    assert took < 5
