@@ -20,7 +20,6 @@ from .alerts import TestOutcome
 __all__ = ["LIVE_ATTR", "headline", "is_live", "outcomes", "tag_report"]
 
 LIVE_ATTR = "livecluster"
-_DETAILS_CHARS = 1500
 _MODULE = re.compile(r"^(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*(?::|$))")
 _WAIT_FAILURE = re.compile(r"^(first|last) failure \(at [^)]*\): (.*)$")
 
@@ -42,7 +41,7 @@ def tag_report(report: pytest.TestReport, item: pytest.Item) -> None:
 
 
 def headline(report: pytest.TestReport) -> tuple[str, str]:
-    """The failure in one line, and its message (cut short).
+    """The failure in one line, and its whole message.
 
     The exception's module is dropped; a waiting helper's timeout gets its
     last (or only) failure added, since that is what went wrong.
@@ -61,7 +60,7 @@ def headline(report: pytest.TestReport) -> tuple[str, str]:
         first = f"{first}; {reason}"
     if report.when != "call":
         first = f"error in {report.when}: {first}"
-    return first[:300], message[:_DETAILS_CHARS]
+    return first[:300], message
 
 
 def outcomes(reports: Iterable[pytest.TestReport]) -> list[TestOutcome]:

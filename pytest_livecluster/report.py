@@ -30,6 +30,11 @@ class Section:
     lines: list[str] = field(default_factory=list)
     data: Any = None
 
+    def terminal_lines(self) -> Iterator[str]:
+        if self.lines:
+            yield f"{self.title}:"
+            yield from (f"  {line}" for line in self.lines)
+
 
 @dataclass
 class RunReport:
@@ -92,9 +97,7 @@ class RunReport:
             for pattern, total in self.counters.items():
                 yield f"  {pattern} = {_number(total)}"
         for section in self.sections:
-            if section.lines:
-                yield f"{section.title}:"
-                yield from (f"  {line}" for line in section.lines)
+            yield from section.terminal_lines()
 
     def markdown(self) -> str:
         name = f" `{self.cluster}`" if self.cluster else ""

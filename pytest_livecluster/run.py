@@ -340,9 +340,8 @@ class LiveRun:
             section = self.alert_section()
             if section is not None:
                 terminalreporter.section("livecluster")
-                terminalreporter.line(f"{section.title}:")
-                for line in section.lines:
-                    terminalreporter.line(f"  {line}")
+                for line in section.terminal_lines():
+                    terminalreporter.line(line)
             return
         terminalreporter.section("livecluster")
         if self.settle_note:

@@ -92,9 +92,11 @@ class Watch:
         if alerts is not None:
             line += f"; {alerts.summary()}"
         self._say(terminal, line, red=bool(failed), green=not failed)
-        new = {r.nodeid: r for r in reversed(reports) if r.failed and r.nodeid not in self._failing}
-        for nodeid, report in reversed(new.items()):
-            self._say(terminal, f"  FAILED {nodeid} - {headline(report)[0]}", red=True)
+        announced = set(self._failing)
+        for report in reports:
+            if report.failed and report.nodeid not in announced:
+                announced.add(report.nodeid)
+                self._say(terminal, f"  FAILED {report.nodeid} - {headline(report)[0]}", red=True)
         for name in set(self._failing) - set(failed):
             self._say(terminal, f"  passes again: {name}", green=True)
         if alerts is not None:

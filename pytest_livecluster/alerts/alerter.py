@@ -18,7 +18,7 @@ from typing import Any
 
 from .delivery import Delivery, deliver
 from .ledger import Ledger
-from .model import SILENT_ALERT, TEST_ALERT, SourceObservation, TestOutcome
+from .model import SILENT_ALERT, TEST_ALERT, SourceObservation, TestOutcome, alert_name
 from .targets import Target
 
 __all__ = ["AlertRound", "AlertSettings", "Alerter", "ci_link"]
@@ -123,7 +123,7 @@ class Alerter:
             if delivery.ok:
                 self.ledger.delivered(target.id, alerts)
         self.ledger.prune(t.id for t in self.settings.targets)
-        result.firing = sorted(e.alert(expires=expires).name for e in self.ledger.firing())
+        result.firing = sorted(alert_name(e.labels) for e in self.ledger.firing())
         try:
             self.ledger.save()
         except OSError as exc:

@@ -20,6 +20,7 @@ __all__ = [
     "SourceObservation",
     "Status",
     "TestOutcome",
+    "alert_name",
     "fingerprint",
     "isotime",
 ]
@@ -68,7 +69,12 @@ class Alert:
 
     @property
     def name(self) -> str:
-        return self.labels.get("test") or self.labels.get("source") or self.labels["alertname"]
+        return alert_name(self.labels)
+
+
+def alert_name(labels: Mapping[str, str]) -> str:
+    """What an alert is about, for people: its test, its source, or its name."""
+    return labels.get("test") or labels.get("source") or labels["alertname"]
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:
