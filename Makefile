@@ -15,7 +15,7 @@ TOTALS := --totals 'intents.*.resolution.*.item_scraped.*.item_sent' \
 
 # The state engine's hot modules are compiled (mypyc) at install, so a change
 # to them needs a reinstall before it takes effect.
-COMPILED := pytest_livecluster/fastpath.py pytest_livecluster/paths.py pytest_livecluster/state.py
+COMPILED := pytest_livecluster/core/fastpath.py pytest_livecluster/core/paths.py pytest_livecluster/core/state.py
 
 $(STAMP): pyproject.toml setup.py $(COMPILED)
 	$(PYTHON) -m venv $(VENV)

@@ -9,9 +9,9 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 COMPILED = [
-    "pytest_livecluster/fastpath.py",
-    "pytest_livecluster/paths.py",
-    "pytest_livecluster/state.py",
+    "pytest_livecluster/core/fastpath.py",
+    "pytest_livecluster/core/paths.py",
+    "pytest_livecluster/core/state.py",
 ]
 
 

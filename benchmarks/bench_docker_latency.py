@@ -34,11 +34,11 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from pytest_livecluster.collector import Collector
-from pytest_livecluster.ingest import Envelope
+from pytest_livecluster.core.collector import Collector
+from pytest_livecluster.core.ingest import Envelope
+from pytest_livecluster.core.state import State
 from pytest_livecluster.sim.containers import IMAGE, ensure_scratch_image
 from pytest_livecluster.sources import parse_specs
-from pytest_livecluster.state import State
 
 LABEL_KEY: Final = "livecluster.bench"
 INTERVAL: Final = 0.005

@@ -21,8 +21,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from pytest_livecluster.state import State
-from pytest_livecluster.waiting import eventually
+from pytest_livecluster.core.state import State
+from pytest_livecluster.core.waiting import eventually
 
 TARGET_P99_MS = 2.0
 POLL_INTERVAL = 0.010

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 import psutil
 from shardgen import generate
 
-from pytest_livecluster.logserver import LogBuffer, LogServer
+from pytest_livecluster.protocol.server import LogBuffer, LogServer
 
 SUITE = """
 import pathlib

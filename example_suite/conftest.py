@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_livecluster.cluster import Cluster
-from pytest_livecluster.sim.client import OrchestratorClient
+from pytest_livecluster.core.cluster import Cluster
+from pytest_livecluster.methodology.client import OrchestratorClient
 
 #: Tolerated share of items sent by scrapers that no spotter reported.
 LOSS_TOLERANCE = 0.02

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pytest_livecluster.cluster import Cluster
+from pytest_livecluster.core.cluster import Cluster
 
 pytestmark = pytest.mark.live
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import LOSS_TOLERANCE
 
-from pytest_livecluster.cluster import Cluster
-from pytest_livecluster.sim.client import OrchestratorClient
-from pytest_livecluster.views import Counts, Phase
+from pytest_livecluster.core.cluster import Cluster
+from pytest_livecluster.methodology.client import OrchestratorClient
+from pytest_livecluster.methodology.views import Counts, Phase
 
 pytestmark = pytest.mark.live
 

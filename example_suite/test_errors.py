@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from conftest import ErrorCounts, new_errors
 
-from pytest_livecluster.cluster import Cluster
-from pytest_livecluster.sim.client import OrchestratorClient
+from pytest_livecluster.core.cluster import Cluster
+from pytest_livecluster.methodology.client import OrchestratorClient
 
 pytestmark = pytest.mark.live
 

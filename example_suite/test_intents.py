@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_livecluster.cluster import Cluster
-from pytest_livecluster.sim.client import OrchestratorClient
-from pytest_livecluster.views import Phase
+from pytest_livecluster.core.cluster import Cluster
+from pytest_livecluster.methodology.client import OrchestratorClient
+from pytest_livecluster.methodology.views import Phase
 
 pytestmark = pytest.mark.live
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from ._version import __version__
+from .core.ingest import Envelope, Limits
+from .core.paths import Pattern, format_path, parse_pattern
+from .core.state import JournalEntry, Rejected, State, StateStats, merge_patch
 from .exceptions import (
     ConfigError,
     LiveClusterError,
@@ -12,11 +16,6 @@ from .exceptions import (
     SourceUnavailable,
     SpecError,
 )
-from .ingest import Envelope, Limits
-from .paths import Pattern, format_path, parse_pattern
-from .state import JournalEntry, Rejected, State, StateStats, merge_patch
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",

@@ -19,13 +19,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import jsonutil
-from .collector import Collector
+from .core import jsonutil
+from .core.collector import Collector
+from .core.ingest import Envelope, parse_shard
+from .core.paths import format_path
+from .core.state import State
 from .exceptions import ConfigError, LiveClusterError
-from .ingest import Envelope, parse_shard
-from .paths import format_path
 from .sources import parse_specs
-from .state import State
 
 __all__ = ["main"]
 

@@ -42,7 +42,7 @@ def ci_link(env: Mapping[str, str] | None = None) -> str | None:
 
 @dataclass(frozen=True)
 class AlertSettings:
-    """How to alert, validated by :mod:`pytest_livecluster.config`."""
+    """How to alert, validated by :mod:`pytest_livecluster.plugin.config`."""
 
     targets: tuple[Target, ...]
     fire_after: int = 1

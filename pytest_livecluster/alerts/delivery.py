@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import httpx
 import tenacity
 
-from .. import __version__, jsonutil
+from .._version import __version__
+from ..core import jsonutil
 from .model import Alert
 from .targets import Target
 

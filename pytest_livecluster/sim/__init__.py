@@ -29,7 +29,7 @@ A healthy scrape intent resolves through both phases (the scraper's
 
 from __future__ import annotations
 
-from .client import OrchestratorClient
+from ..methodology.client import OrchestratorClient
 from .cluster import SimCluster
 from .errors import SimError
 from .faults import FAULTS, parse_faults

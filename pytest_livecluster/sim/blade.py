@@ -1,7 +1,7 @@
 """One simulated process: ``python -m pytest_livecluster.sim.blade --role ROLE --host HOST``.
 
 It serves its log at ``http://127.0.0.1:PORT/logs`` (a
-:class:`~pytest_livecluster.logserver.LogServer`) and its control API on
+:class:`~pytest_livecluster.protocol.server.LogServer`) and its control API on
 another port, writes its shards to stdout, says hello, and, with
 ``--ready-file``, then writes ``{"host", "role", "pid", "boot", "log_url",
 "control_url"}`` there (stdout stays pure shard lines). SIGTERM or SIGINT stop
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from ..logserver import LogBuffer, LogServer
+from ..protocol.server import LogBuffer, LogServer
 from .control import ControlServer, bind_retrying
 from .faults import Table, parse_faults
 from .node import Node, NodeConfig

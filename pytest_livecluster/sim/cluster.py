@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Self
 
-from .client import OrchestratorClient
+from ..methodology.client import OrchestratorClient
 from .faults import Table, check_fault, format_faults, parse_faults
 from .scraper import DEFAULT_DOMAINS
 from .supervisor import Ready, Supervised

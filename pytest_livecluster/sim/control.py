@@ -6,7 +6,7 @@ JSON object and returns the response's, or raises :class:`ApiError` for a
 
 :func:`call` is the client the processes use among themselves (the standard
 library's urllib: a blade needs nothing else); the test-facing client is
-:class:`~pytest_livecluster.sim.client.OrchestratorClient`.
+:class:`~pytest_livecluster.methodology.client.OrchestratorClient`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Shards go to stdout, one JSON object per line, flushed at once, so stdout is
 exactly what a container runtime would collect (pure shard lines, nothing
 else). Free text (a traceback) goes to stderr. Both also go to the
-:class:`~pytest_livecluster.logserver.LogBuffer` that the process's
+:class:`~pytest_livecluster.protocol.server.LogBuffer` that the process's
 ``/logs`` endpoint serves; that protocol has one stream, so there the stderr
 lines sit between the shards, as unstructured lines a reader rejects.
 """
@@ -14,7 +14,7 @@ import json
 import threading
 from typing import TextIO
 
-from ..logserver import LogBuffer
+from ..protocol.server import LogBuffer
 from .shards import Shard
 
 __all__ = ["Output"]

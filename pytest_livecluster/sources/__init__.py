@@ -1,4 +1,4 @@
-"""Sources, and turning the specs a user writes into them.
+"""Sources: where the cluster's lines come from (layer: sources, above core).
 
 ``--live-cluster=SPEC[,SPEC...]`` takes these kinds (see the README):
 
@@ -9,31 +9,26 @@
 ``sim``                  the embedded simulated cluster
 ======================== ====================================================
 
-A kind is available once its module registers a factory with
-:func:`register`; :func:`parse_specs` names the available kinds when a spec
-matches none.
+Every kind implements :class:`~.base.Source`. Kinds are imported lazily, by
+:func:`~.registry.parse_specs`, when a spec of theirs is built: importing this
+package imports none of docker-py, httpx or the simulator. Sources import the
+core and the owners of secrets, retries and files; never the plugin.
 """
 
 from __future__ import annotations
 
-from .base import Emit, Source, SourceHealth, SourceOptions
-from .registry import kinds, parse_specs, register, split_specs
-
-# Importing a kind registers it.
-from .file import FileSource  # isort: skip
-from . import docker, http, sim
+from ..core.source import Emit, Source, SourceHealth, SourceOptions, SourceState
+from .registry import Kind, kinds, parse_specs, register, split_specs
 
 __all__ = [
     "Emit",
-    "FileSource",
+    "Kind",
     "Source",
     "SourceHealth",
     "SourceOptions",
-    "docker",
-    "http",
+    "SourceState",
     "kinds",
     "parse_specs",
     "register",
-    "sim",
     "split_specs",
 ]

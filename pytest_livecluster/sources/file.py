@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 from typing import IO
 
+from ..core.ingest import Envelope
+from ..core.recording import decode_record, is_header, iter_lines
+from ..core.source import Emit, Source, SourceOptions, SourceState
 from ..exceptions import RecordingError, SourceUnavailable, SpecError
-from ..ingest import Envelope
-from ..recording import decode_record, is_header, iter_lines
-from .base import Emit, Source, SourceOptions
-from .registry import register
 
 __all__ = ["FileSource"]
 
@@ -46,13 +45,13 @@ class FileSource(Source):
         try:
             stream = open(Path(self.path), "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
-            self.health.state = "failed"
+            self.health.state = SourceState.FAILED
             raise SourceUnavailable(f"cannot read {self.path!r}: {exc.strerror or exc}") from exc
         with stream:
             self._replay(stream, emit)
 
     def _replay(self, stream: IO[bytes], emit: Emit) -> None:
-        self.health.state = "attached"
+        self.health.state = SourceState.ATTACHED
         self.health.attached = 1
         recording: bool | None = None
         number = 0
@@ -75,7 +74,4 @@ class FileSource(Source):
                 envelope = Envelope(self.id, source_seq=number, unterminated=not terminated)
             self.health.line(raw)
             emit(raw, envelope)
-        self.health.state = "finished"
-
-
-register("file:", "file:PATH", FileSource.from_spec)
+        self.health.state = SourceState.FINISHED

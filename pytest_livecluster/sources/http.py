@@ -1,6 +1,6 @@
 """``http://HOST:PORT/logs`` and ``https://…``: follow a bare service's ``/logs`` endpoint.
 
-The protocol is the one :mod:`pytest_livecluster.logserver` serves: NDJSON
+The protocol is the one :mod:`pytest_livecluster.protocol.server` serves: NDJSON
 lines numbered from ``Log-First-Seq``, or Server-Sent Events whose ``id`` is
 the number. The source keeps a cursor (the number of the last line it
 delivered) and resumes from it with ``after=`` and ``Last-Event-ID``, so a
@@ -64,11 +64,10 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 import httpx
 import tenacity
 
+from ..core.ingest import Envelope
+from ..core.source import Emit, Source, SourceOptions, SourceState
 from ..exceptions import SourceUnavailable, SpecError
-from ..ingest import Envelope
-from ..logserver import EPOCH_HEADER, FIRST_SEQ_HEADER, LAST_SEQ_HEADER, NDJSON, SSE
-from .base import Emit, Source, SourceOptions
-from .registry import register
+from ..protocol.server import EPOCH_HEADER, FIRST_SEQ_HEADER, LAST_SEQ_HEADER, NDJSON, SSE
 
 __all__ = ["CONNECT_TIMEOUT", "HttpSource", "public_url"]
 
@@ -165,11 +164,11 @@ class HttpSource(Source):
                 while not self.closed:
                     self._retrying()(self._attempt, client, emit)
         except SourceUnavailable as exc:
-            self.health.state = "failed"
+            self.health.state = SourceState.FAILED
             self.health.attached = 0
             self.health.error(str(exc))
             raise
-        self.health.state = "closed"
+        self.health.state = SourceState.CLOSED
         self.health.attached = 0
 
     def close(self) -> None:
@@ -188,7 +187,7 @@ class HttpSource(Source):
         reason = self._follow(client, emit)
         if self.closed:
             return
-        self.health.state = "reconnecting"
+        self.health.state = SourceState.RECONNECTING
         self.health.attached = 0
         self.health.reconnects += 1
         self.health.error(self._scrub(reason))
@@ -258,13 +257,13 @@ class HttpSource(Source):
     def caught_up(self, quiet: float) -> bool:
         """Read up to the ``Log-Last-Seq`` the server named, or (without one) quiet."""
         backlog = self._backlog_end
-        attached = self.health.state == "attached"
+        attached = self.health.state is SourceState.ATTACHED
         if attached and backlog is not None and (self._cursor or 0) >= backlog:
             return True
         return super().caught_up(quiet)
 
     def _attached(self, response: httpx.Response, sse: bool) -> None:
-        self.health.state = "attached"
+        self.health.state = SourceState.ATTACHED
         self.health.attached = 1
         self._repeats_reported = False
         if self._backlog_end is None:
@@ -678,7 +677,3 @@ def _shutdown(sock: socket.socket) -> None:
     # under the reading thread; the fd is not closed here, so it cannot be reused.
     with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-register("http://", "http://HOST:PORT/logs", HttpSource.from_spec)
-register("https://", "https://HOST:PORT/logs", HttpSource.from_spec)

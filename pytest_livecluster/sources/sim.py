@@ -36,14 +36,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from ..core.ingest import Envelope
+from ..core.source import Emit, Source, SourceOptions, SourceState
 from ..exceptions import SourceError, SourceUnavailable, SpecError
-from ..ingest import Envelope
 from ..sim import DEFAULT_DOMAINS, FAULTS, SimCluster, SimError, parse_faults
 from ..sim.cluster import MAX_BLADES, MODES
-from .base import Emit, Source, SourceOptions
 from .docker import DockerSource
 from .http import HttpSource
-from .registry import register
 
 __all__ = ["SimSource", "parse_sim_spec"]
 
@@ -112,7 +111,7 @@ class SimSource(Source):
 
     def caught_up(self, quiet: float) -> bool:
         """Every process's log (or container's) has been read to what it held at attach."""
-        if self.health.state in ("finished", "closed", "failed"):
+        if self.health.state.ended:
             return True
         followers = list(self._followers)
         return bool(followers) and all(f.caught_up(quiet) for f in followers)
@@ -130,9 +129,9 @@ class SimSource(Source):
         except SimError as exc:
             self.started.set()
             if self.closed:
-                self.health.state = "closed"
+                self.health.state = SourceState.CLOSED
                 return None
-            self.health.state = "failed"
+            self.health.state = SourceState.FAILED
             raise SourceUnavailable(
                 f"{self.id}: the simulated cluster did not start: {exc}"
             ) from None
@@ -200,7 +199,7 @@ class SimSource(Source):
         cluster.stop()
         self._refresh()
         self.health.attached = 0
-        self.health.state = "failed" if self._failure is not None else "closed"
+        self.health.state = SourceState.FAILED if self._failure is not None else SourceState.CLOSED
 
     # -- health ------------------------------------------------------------------------
 
@@ -215,7 +214,7 @@ class SimSource(Source):
         last = [f.health.last_line_ns for f in followers if f.health.last_line_ns is not None]
         health.last_line_ns = max(last, default=None)
         attached = health.attached >= self._expected_attached
-        health.state = "attached" if attached else "reconnecting"
+        health.state = SourceState.ATTACHED if attached else SourceState.RECONNECTING
         for follower in followers:
             self._copy_errors(follower)
         self._copy_events()
@@ -308,5 +307,3 @@ _PARSERS: Final[dict[str, Callable[[str], Any]]] = {
     "domains": _domains,
     "mode": _mode,
 }
-
-register("sim", "sim", SimSource.from_spec)

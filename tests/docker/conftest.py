@@ -21,7 +21,10 @@ import docker
 import docker.errors
 import pytest
 import requests
-from dockerkit import (
+
+from pytest_livecluster.sources import SourceOptions
+from pytest_livecluster.sources.docker import DockerSource
+from tests.support.dockerkit import (
     CLOSE_WITHIN_S,
     LABEL_KEY,
     OTHER_KEY,
@@ -35,20 +38,6 @@ from dockerkit import (
     follower_threads,
     wait_until,
 )
-
-from pytest_livecluster.sources import SourceOptions
-from pytest_livecluster.sources.docker import DockerSource
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "slow: takes more than a minute; runs only with LIVECLUSTER_SLOW=1"
-    )
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("slow") and os.environ.get("LIVECLUSTER_SLOW") != "1":
-        pytest.skip("slow test: set LIVECLUSTER_SLOW=1 to run it")
 
 
 def _connect() -> tuple[docker.DockerClient | None, str]:

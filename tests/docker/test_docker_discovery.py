@@ -5,7 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from dockerkit import (
+
+from pytest_livecluster.exceptions import SourceUnavailable, SpecError
+from pytest_livecluster.sources import parse_specs
+from pytest_livecluster.sources.docker import DockerSource
+from tests.support.dockerkit import (
     NINE_DIGIT_SINCE,
     Collect,
     Collection,
@@ -15,10 +19,6 @@ from dockerkit import (
     follower_threads,
     wait_until,
 )
-
-from pytest_livecluster.exceptions import SourceUnavailable, SpecError
-from pytest_livecluster.sources import parse_specs
-from pytest_livecluster.sources.docker import DockerSource
 
 
 def _idle(collection: Collection, timeout: float = 15) -> None:

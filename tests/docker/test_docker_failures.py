@@ -7,7 +7,8 @@ import threading
 
 import psutil  # type: ignore[import-untyped]
 from docker.types import LogConfig
-from dockerkit import (
+
+from tests.support.dockerkit import (
     CLOSE_WITHIN_S,
     Collect,
     DockerProxy,

@@ -4,7 +4,9 @@ cases 8-12)."""
 from __future__ import annotations
 
 import pytest
-from dockerkit import (
+
+from pytest_livecluster.sources import SourceOptions
+from tests.support.dockerkit import (
     Collect,
     Collection,
     Launcher,
@@ -12,8 +14,6 @@ from dockerkit import (
     has_embedded_timestamp,
     wait_until,
 )
-
-from pytest_livecluster.sources import SourceOptions
 
 
 def _finished(collection: Collection) -> None:

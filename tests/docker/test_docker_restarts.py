@@ -6,7 +6,8 @@ from collections import Counter
 from collections.abc import Callable
 
 from docker.models.containers import Container
-from dockerkit import (
+
+from tests.support.dockerkit import (
     NINE_DIGIT_SINCE,
     Collect,
     DockerProxy,

@@ -8,7 +8,9 @@ import time
 import pytest
 from docker.models.containers import Container
 from docker.types import LogConfig
-from dockerkit import (
+
+from pytest_livecluster.sources.docker import RESUME_MARGIN_NS
+from tests.support.dockerkit import (
     NINE_DIGIT_SINCE,
     Collect,
     Collection,
@@ -20,8 +22,6 @@ from dockerkit import (
     seqs,
     wait_until,
 )
-
-from pytest_livecluster.sources.docker import RESUME_MARGIN_NS
 
 
 def _finished(collection: Collection, timeout: float = 30) -> None:

@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from docker.models.containers import Container
-from dockerkit import Label, Launcher, wait_until
 
 from pytest_livecluster import State
-from pytest_livecluster.collector import Collector
-from pytest_livecluster.ingest import Envelope
+from pytest_livecluster.core.collector import Collector
+from pytest_livecluster.core.ingest import Envelope
 from pytest_livecluster.sources.docker import DockerSource
+from tests.support.dockerkit import Label, Launcher, wait_until
 
 QUIET = 0.3
 # Each container prints {"c<C>":{"seq":N}}: BACKLOG lines at once, then one line every

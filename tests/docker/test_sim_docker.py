@@ -10,12 +10,12 @@ import docker
 import docker.errors
 
 from pytest_livecluster import State
-from pytest_livecluster.collector import Collector
+from pytest_livecluster.core.collector import Collector
+from pytest_livecluster.core.waiting import eventually
+from pytest_livecluster.methodology.views import Methodology, Phase, Views
 from pytest_livecluster.sim.containers import LABEL, ROLE_LABEL
 from pytest_livecluster.sources import parse_specs
 from pytest_livecluster.sources.sim import SimSource
-from pytest_livecluster.views import Methodology, Phase, Views
-from pytest_livecluster.waiting import eventually
 
 COUNTERS = ["intents.*.resolution.*.item_scraped.*", "intents.*.resolution.*.received"]
 HOSTS = ["orchestrator", "scraper-1", "scraper-2", "scraper-3", "spotter-1", "spotter-2"]

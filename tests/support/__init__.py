@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_livecluster.ingest import Envelope
+from pytest_livecluster.core.ingest import Envelope
 from pytest_livecluster.sources import Source
 
 __all__ = ["Runner", "Tls", "make_tls"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from urllib.parse import parse_qs, urlsplit
 
-from pytest_livecluster.logserver import LogBuffer, LogRequestHandler, LogServer
+from pytest_livecluster.protocol.server import LogBuffer, LogRequestHandler, LogServer
 
 
 class _CueHandler(LogRequestHandler):

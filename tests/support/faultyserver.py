@@ -1,6 +1,6 @@
 """A ``/logs`` server for tests: writes shards on cue and misbehaves on cue.
 
-It is a :class:`~pytest_livecluster.logserver.LogServer` with another request
+It is a :class:`~pytest_livecluster.protocol.server.LogServer` with another request
 handler, so buffering, TLS, threads and ``close()`` are the real ones. Each
 request takes the next injected :class:`Fault` (none left: it behaves), and
 every request is recorded for assertions::
@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-from pytest_livecluster.logserver import (
+from pytest_livecluster.protocol.server import (
     LogBuffer,
     LogRequestHandler,
     LogServer,

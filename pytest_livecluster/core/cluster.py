@@ -1,0 +1,329 @@
+"""``Cluster``: what a live test sees.
+
+The ``cluster`` fixture is one of these: the live state with reading helpers,
+the health of every source, the journal, a cursor on the shards that arrived
+during the current test, and ``eventually``/``consistently``. Paths a check
+reads through :meth:`Cluster.get` are remembered, so a failure can show how
+exactly that part of the state changed and which shards touched it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import tenacity
+from deepdiff import DeepDiff
+
+from ..methodology.views import Counts, ErrorGroup, IntentView, Methodology, Views
+from ..plugin.config import TestTiming
+from . import jsonutil
+from .collector import Collector
+from .paths import format_path
+from .source import SourceHealth
+from .state import JournalEntry, State, StateStats
+from .waiting import Check, consistently, eventually, eventually_attempts
+
+__all__ = ["Cluster", "Cursor"]
+
+MAX_DIFF_LINES = 40
+MAX_SHARD_CHARS = 300
+
+
+class Cursor:
+    """The shards that arrived since a point in time (the start of a test)."""
+
+    def __init__(self, state: State, start_seq: int, start_version: int) -> None:
+        self._state = state
+        self.start_seq = start_seq
+        self.start_version = start_version
+
+    @property
+    def count(self) -> int:
+        """Accepted shards since the cursor was made."""
+        return self._state.version - self.start_version
+
+    def entries(self) -> list[JournalEntry]:
+        """The accepted lines since the cursor, oldest first (as far as the journal reaches)."""
+        return self._state.journal(self.start_seq)
+
+    @property
+    def complete(self) -> bool:
+        """Whether :meth:`entries` still holds every shard since the cursor."""
+        return len(self.entries()) >= self.count
+
+    def shards(self) -> list[dict[str, Any]]:
+        return [entry.shard for entry in self.entries()]
+
+    def touched(self, *path: Hashable) -> list[JournalEntry]:
+        """Entries since the cursor whose shard wrote ``path`` (or below, or an ancestor)."""
+        return [entry for entry in self.entries() if entry.touches(path)]
+
+    def saw(self, *path: Hashable) -> bool:
+        """Whether any shard since the cursor wrote ``path``."""
+        return any(entry.touches(path) for entry in self.entries())
+
+
+@dataclass
+class _TestContext:
+    cursor: Cursor
+    timing: TestTiming
+    before: dict[str, Any]
+
+
+class Cluster:
+    """The live cluster, as its logs show it."""
+
+    def __init__(
+        self,
+        state: State,
+        collector: Collector | None,
+        timing: TestTiming,
+        methodology: Methodology | None = None,
+    ) -> None:
+        self.state = state
+        self.collector = collector
+        self.views = Views(state, methodology, self._origin_labels)
+        self._default_timing = timing
+        self._test: _TestContext | None = None
+        self._watched: list[tuple[Hashable, ...]] | None = None
+
+    # -- reading ---------------------------------------------------------------
+
+    def get(self, *path: Hashable, default: Any = None) -> Any:
+        """A copy of the subtree at ``path`` (``default`` if there is none)."""
+        self._watch(path)
+        return self.state.get(*path, default=default)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.get(key)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A deep copy of the whole state."""
+        return self.state.snapshot()
+
+    def total(self, pattern: str) -> int | float:
+        """Sum of the numeric leaves ``pattern`` selects (see counters in the README)."""
+        return self.state.total(pattern)
+
+    def read(self, fn: Callable[[dict[str, Any]], Any]) -> Any:
+        """Evaluate ``fn(root)`` on the live state without copying it."""
+        return self.state.read(fn)
+
+    @property
+    def version(self) -> int:
+        return self.state.version
+
+    def stats(self) -> StateStats:
+        return self.state.stats()
+
+    def journal(self, since_seq: int = 0) -> list[JournalEntry]:
+        return self.state.journal(since_seq)
+
+    def last_writes(self, *path: Hashable, limit: int = 5) -> list[JournalEntry]:
+        return self.state.last_writes(*path, limit=limit)
+
+    def health(self) -> list[SourceHealth]:
+        """The health of every source followed."""
+        return self.collector.health() if self.collector is not None else []
+
+    def _origin_labels(self) -> dict[str, dict[str, str]]:
+        return self.collector.origin_labels() if self.collector is not None else {}
+
+    # -- the methodology (see views.py) -------------------------------------------
+
+    def intent(self, iid: str) -> IntentView | None:
+        """The intent ``iid``: host, module, who answered, its phase and since when."""
+        self._watch(("intents", iid))
+        return self.views.intent(iid)
+
+    def intents(self) -> list[IntentView]:
+        self._watch(("intents",))
+        return self.views.intents()
+
+    def hellos(self) -> dict[str, list[str]]:
+        """Hosts that said hello, by role."""
+        return self.views.hellos()
+
+    def missing_hellos(self, expected: Iterable[str]) -> list[str]:
+        return self.views.missing_hellos(expected)
+
+    def stale(self, older_than: float) -> list[IntentView]:
+        return self.views.stale(older_than)
+
+    def module_updated(self, iid: str) -> bool:
+        self._watch(("intents", iid))
+        return self.views.module_updated(iid)
+
+    def scraping_started(self, iid: str) -> bool:
+        self._watch(("intents", iid))
+        return self.views.scraping_started(iid)
+
+    def counts(self) -> Counts:
+        return self.views.counts()
+
+    def errors(self) -> list[ErrorGroup]:
+        return self.views.errors()
+
+    def _watch(self, path: tuple[Hashable, ...]) -> None:
+        if self._watched is not None and path not in self._watched:
+            self._watched.append(path)
+
+    @property
+    def since_test(self) -> Cursor:
+        """The shards that arrived since the current test began."""
+        if self._test is None:
+            return Cursor(self.state, self.state.seq, self.state.version)
+        return self._test.cursor
+
+    # -- waiting ---------------------------------------------------------------
+
+    @property
+    def timing(self) -> TestTiming:
+        return self._test.timing if self._test is not None else self._default_timing
+
+    def eventually(
+        self,
+        check: Check | None = None,
+        *,
+        timeout: float | None = None,
+        tick: float | None = None,
+        what: str | None = None,
+    ) -> Any:
+        """Wait until ``check`` passes; re-checked on every change of the state.
+
+        With a check: returns the check's value. Without one: returns the
+        attempts of the inline form,
+        ``for attempt in cluster.eventually(timeout=30): with attempt: assert ...``.
+        """
+        __tracebackhide__ = True
+        timing = self.timing
+        options: dict[str, Any] = {
+            "timeout": timing.timeout if timeout is None else timeout,
+            "tick": timing.tick if tick is None else tick,
+            "what": what,
+            "explain": self._explain,
+        }
+        self._watched = []
+        if check is None:
+            return self._inline(options)
+        try:
+            return eventually(self.state, check, **options)
+        finally:
+            self._watched = None
+
+    def _inline(self, options: dict[str, Any]) -> Iterator[tenacity.AttemptManager]:
+        __tracebackhide__ = True
+        try:
+            yield from eventually_attempts(self.state, **options)
+        finally:
+            self._watched = None
+
+    def consistently(
+        self,
+        check: Check,
+        *,
+        for_: float | None = None,
+        tick: float | None = None,
+        what: str | None = None,
+    ) -> None:
+        """Require ``check`` to hold on every change for ``for_`` seconds."""
+        __tracebackhide__ = True
+        timing = self.timing
+        self._watched = []
+        try:
+            consistently(
+                self.state,
+                check,
+                window=timing.window if for_ is None else for_,
+                tick=timing.tick if tick is None else tick,
+                what=what,
+                explain=self._explain_violation,
+            )
+        finally:
+            self._watched = None
+
+    # -- per test (driven by the plugin) ----------------------------------------
+
+    def begin_test(self, timing: TestTiming) -> None:
+        self._test = _TestContext(
+            Cursor(self.state, self.state.seq, self.state.version), timing, self.state.snapshot()
+        )
+
+    def end_test(self) -> int:
+        """Forget the test; return how many shards arrived during it."""
+        count = self._test.cursor.count if self._test is not None else 0
+        self._test = None
+        return count
+
+    # -- failure text ------------------------------------------------------------
+
+    def _explain(self) -> str:
+        paths = list(self._watched or [()])
+        parts = []
+        before = self._test.before if self._test is not None else None
+        for path in paths:
+            parts.append(self._diff_text(path, before))
+            parts.append(self._writes_text(path))
+        return "\n".join(p for p in parts if p)
+
+    def _diff_text(self, path: tuple[Hashable, ...], before: dict[str, Any] | None) -> str:
+        where = format_path(path) or "the whole state"
+        now = self.state.get(*path)
+        if before is None:
+            return f"{where} now: {_short(now, 2000)}"
+        then = _at(before, path)
+        if then == now:
+            return f"{where} did not change since the test began: {_short(now, 2000)}"
+        diff = DeepDiff(then, now, verbose_level=2)
+        lines = diff.pretty().splitlines()
+        if len(lines) > MAX_DIFF_LINES:
+            lines = [*lines[:MAX_DIFF_LINES], f"... and {len(lines) - MAX_DIFF_LINES} more changes"]
+        body = "\n".join(f"  {line}" for line in lines)
+        return f"{where} since the test began:\n{body}"
+
+    def _writes_text(self, path: tuple[Hashable, ...]) -> str:
+        entries = self.state.last_writes(*path, limit=5)
+        if not entries:
+            return f"no kept shard wrote {format_path(path) or 'the state'}"
+        lines = [f"last shards that wrote {format_path(path) or 'the state'} (newest first):"]
+        lines += [f"  {describe_entry(entry)}" for entry in entries]
+        return "\n".join(lines)
+
+    def _explain_violation(self, good_version: int, bad_version: int) -> str:
+        cursor_seq = self._test.cursor.start_seq if self._test is not None else 0
+        entries = self.state.journal(cursor_seq)
+        if not entries:
+            return ""
+        culprit = entries[-1]
+        for path in self._watched or []:
+            touching = [e for e in entries if e.touches(path)]
+            if touching:
+                culprit = touching[-1]
+                break
+        return f"the shard that broke it:\n  {describe_entry(culprit)}"
+
+
+def describe_entry(entry: JournalEntry) -> str:
+    """One line about a journal entry: number, time, source, stream and text."""
+    ns = entry.envelope.origin_ns or entry.recv_ns
+    when = dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%H:%M:%S.%f")[:-3]
+    text = entry.raw.decode("utf-8", "replace")
+    if len(text) > MAX_SHARD_CHARS:
+        text = text[:MAX_SHARD_CHARS] + "..."
+    return f"#{entry.seq} {when}Z {entry.envelope.source} {entry.envelope.stream}: {text}"
+
+
+def _at(tree: Any, path: tuple[Hashable, ...]) -> Any:
+    for key in path:
+        if type(tree) is not dict or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def _short(value: Any, limit: int) -> str:
+    text = jsonutil.dumps_text(value, sort_keys=True)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,643 @@
+"""The cluster's logging methodology, read back from the state.
+
+Blades say hello under their own host key, the orchestrator writes intents,
+blades answer under ``intents.<id>.resolution.<host>``, scrapers count per
+domain under ``item_scraped.<domain>``, spotters add their own host key when
+they receive items, and errors sit under ``errors``. :class:`Methodology`
+holds the key names and the host roles (defaults as above, configurable);
+:class:`Views` answers the questions live tests ask: who said hello, what
+phase an intent is in and since when, whether a module update landed, the
+counts with their loss, and the errors grouped.
+
+Views only read the state and the journal. The monitor reports; it never acts.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
+
+from ..core.state import Rejected, State
+from ..plugin.report import Section
+
+__all__ = [
+    "FIELDS",
+    "Counts",
+    "ErrorGroup",
+    "IntentView",
+    "Methodology",
+    "Phase",
+    "Views",
+    "report_sections",
+]
+
+FIELDS = ("tries", "time_spent", "item_collected", "item_sent_tries", "item_sent", "errors")
+
+
+class Phase(enum.Enum):
+    """How far an intent got, as the seed defines it."""
+
+    NO_ANSWER = "no answer"
+    SCRAPER_STARTED = "scraper started, no data received"
+    SPOTTER_RECEIVING = "scraper sends, spotter receives"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ORDER = {Phase.NO_ANSWER: 0, Phase.SCRAPER_STARTED: 1, Phase.SPOTTER_RECEIVING: 2}
+
+
+@dataclass(frozen=True)
+class Methodology:
+    """Key names and host roles; every field has the seed's default."""
+
+    roles: Mapping[str, Sequence[str]] = field(
+        default_factory=lambda: {
+            "scraper": ("scraper*",),
+            "spotter": ("spotter*",),
+            "orchestrator": ("orchestrator*",),
+        }
+    )
+    hello_key: str = "msg"
+    hello_value: str = "Hello World"
+    intents_key: str = "intents"
+    resolution_key: str = "resolution"
+    scraped_key: str = "item_scraped"
+    received_key: str = "received"
+    errors_key: str = "errors"
+    module_key: str = "module"
+    fields: tuple[str, ...] = FIELDS
+
+    def role_of(self, host: str, labels: Mapping[str, str] | None = None) -> str | None:
+        """The role of ``host``: from its labels' ``livecluster.role`` if known, else patterns."""
+        if labels and labels.get("livecluster.role"):
+            return labels["livecluster.role"]
+        for role, patterns in self.roles.items():
+            if any(fnmatch.fnmatchcase(host, p) for p in patterns):
+                return role
+        return None
+
+    def is_blade(self, key: str) -> bool:
+        return key != self.intents_key and self.role_of(key) is not None
+
+
+@dataclass(frozen=True)
+class IntentView:
+    """One intent as the state shows it."""
+
+    id: str
+    host: str | None
+    module: str | None
+    kind: str | None
+    answered_by: tuple[str, ...]
+    scrapers: tuple[str, ...]
+    spotters: tuple[str, ...]
+    phase: Phase
+    first_seen: float | None
+    phase_since: float | None
+    raw: Mapping[str, Any]
+
+    def in_phase_for(self, now: float | None = None) -> float | None:
+        """Seconds the intent has been in its phase (None if the journal no longer knows)."""
+        if self.phase_since is None:
+            return None
+        return (time.time() if now is None else now) - self.phase_since
+
+    def age(self, now: float | None = None) -> float | None:
+        if self.first_seen is None:
+            return None
+        return (time.time() if now is None else now) - self.first_seen
+
+
+@dataclass
+class Counts:
+    """Counter totals: overall, per scraper and per domain, and the loss to the spotters."""
+
+    total: dict[str, int | float]
+    by_scraper: dict[str, dict[str, int | float]]
+    by_domain: dict[str, dict[str, int | float]]
+    received: int | float
+    received_by_spotter: dict[str, int | float]
+
+    @property
+    def sent(self) -> int | float:
+        return self.total.get("item_sent", 0)
+
+    @property
+    def loss(self) -> int | float:
+        """Items sent that no spotter reported receiving."""
+        return self.sent - self.received
+
+    @property
+    def loss_ratio(self) -> float:
+        return float(self.loss) / self.sent if self.sent else 0.0
+
+
+@dataclass
+class ErrorGroup:
+    """Errors of one kind from one host (and domain), with when and an example."""
+
+    host: str
+    type: str
+    domain: str | None
+    count: int
+    first_seen: float | None
+    last_seen: float | None
+    sample: str
+
+    def key(self) -> tuple[str, str, str]:
+        return (self.host, self.type, self.domain or "")
+
+
+ROLE_LABEL = "livecluster.role"
+
+
+class Views:
+    """Questions about the cluster, answered from a :class:`State`.
+
+    ``origin_labels`` returns the labels of where lines come from (Docker
+    containers, by envelope source): a host written by a container labelled
+    ``livecluster.role`` takes that role, before any pattern is tried.
+    """
+
+    def __init__(
+        self,
+        state: State,
+        methodology: Methodology | None = None,
+        origin_labels: Callable[[], Mapping[str, Mapping[str, str]]] | None = None,
+    ) -> None:
+        self.state = state
+        self.m = methodology or Methodology()
+        self._origin_labels = origin_labels
+        self._label_roles: tuple[int, dict[str, str]] = (-1, {})
+
+    def role_of(self, host: str) -> str | None:
+        """The role of ``host``: its container's ``livecluster.role`` label, else the patterns."""
+        return self._roles_from_labels().get(host) or self.m.role_of(host)
+
+    def _roles_from_labels(self) -> dict[str, str]:
+        if self._origin_labels is None:
+            return {}
+        version = self.state.version
+        if self._label_roles[0] == version:
+            return self._label_roles[1]
+        by_origin = {
+            origin: labels[ROLE_LABEL]
+            for origin, labels in self._origin_labels().items()
+            if labels.get(ROLE_LABEL)
+        }
+        roles: dict[str, str] = {}
+        if by_origin:
+            for entry in self.state.journal():
+                role = by_origin.get(entry.envelope.source)
+                if role is not None:
+                    for host in self._hosts_written(entry.shard):
+                        roles.setdefault(host, role)
+        self._label_roles = (version, roles)
+        return roles
+
+    def _hosts_written(self, shard: Mapping[str, Any]) -> list[str]:
+        """The host keys a shard writes: its own top-level keys and resolution keys."""
+        m = self.m
+        hosts = [key for key in shard if key != m.intents_key]
+        intents = shard.get(m.intents_key)
+        if type(intents) is dict:
+            for body in intents.values():
+                resolution = body.get(m.resolution_key) if type(body) is dict else None
+                if type(resolution) is dict:
+                    hosts += list(resolution)
+        return hosts
+
+    # -- blades --------------------------------------------------------------------
+
+    def hellos(self) -> dict[str, list[str]]:
+        """Hosts that said hello, by role (``None`` role: ``other``)."""
+        m = self.m
+
+        def read(root: dict[str, Any]) -> list[tuple[str, bool]]:
+            return [
+                (key, value.get(m.hello_key) == m.hello_value)
+                for key, value in root.items()
+                if key != m.intents_key and type(value) is dict
+            ]
+
+        out: dict[str, list[str]] = {}
+        for host, hello_now in self.state.read(read):  # the journal is read outside the lock
+            if hello_now or _said_hello(self.state, host, m):
+                out.setdefault(self.role_of(host) or "other", []).append(host)
+        return {role: sorted(hosts) for role, hosts in sorted(out.items())}
+
+    def missing_hellos(self, expected: Iterable[str]) -> list[str]:
+        """Expected hosts that never said hello."""
+        seen = {h for hosts in self.hellos().values() for h in hosts}
+        return sorted(set(expected) - seen)
+
+    # -- intents -------------------------------------------------------------------
+
+    def intent_ids(self) -> list[str]:
+        key = self.m.intents_key
+        return self.state.read(
+            lambda root: (
+                sorted(root.get(key, {}), key=_natural) if type(root.get(key)) is dict else []
+            )
+        )
+
+    def intent(self, iid: str) -> IntentView | None:
+        """The intent ``iid``, or ``None`` if the state has no such intent."""
+        raw = self.state.get(self.m.intents_key, iid)
+        if type(raw) is not dict:
+            return None
+        return self._view(iid, raw, self._timeline(iid))
+
+    def intents(self) -> list[IntentView]:
+        ids = self.intent_ids()
+        times = self._timelines(ids)
+        views = []
+        for iid in ids:
+            raw = self.state.get(self.m.intents_key, iid)
+            if type(raw) is dict:
+                views.append(self._view(iid, raw, times.get(iid, {})))
+        return views
+
+    def by_phase(self) -> dict[Phase, list[str]]:
+        out: dict[Phase, list[str]] = {phase: [] for phase in Phase}
+        for view in self.intents():
+            out[view.phase].append(view.id)
+        return out
+
+    def stale(
+        self, older_than: float, reached: Phase = Phase.SPOTTER_RECEIVING
+    ) -> list[IntentView]:
+        """Intents first seen more than ``older_than`` s ago that have not reached ``reached``.
+
+        A module update intent (``kind: update``) is never received by a spotter;
+        it counts as done once the blade reports the new module.
+        """
+        now = time.time()
+        return [
+            v
+            for v in self.intents()
+            if ORDER[v.phase] < ORDER[reached]
+            and (v.age(now) or 0) > older_than
+            and not (v.kind == "update" and self.module_updated(v.id))
+        ]
+
+    def module_updated(self, iid: str) -> bool:
+        """Whether the blade the intent names reports the intent's module."""
+        view = self.intent(iid)
+        if view is None or view.host is None or view.module is None:
+            return False
+        return bool(self.state.get(view.host, self.m.module_key) == view.module)
+
+    def scraping_started(self, iid: str) -> bool:
+        """Whether the intent's scraper answered it (wrote under its resolution)."""
+        view = self.intent(iid)
+        return view is not None and view.host is not None and view.host in view.answered_by
+
+    def _view(self, iid: str, raw: dict[str, Any], times: Mapping[str, float]) -> IntentView:
+        m = self.m
+        resolution = raw.get(m.resolution_key)
+        answered = tuple(sorted(resolution)) if type(resolution) is dict else ()
+        scrapers = tuple(h for h in answered if self.role_of(h) == "scraper")
+        spotters = tuple(h for h in answered if self.role_of(h) == "spotter")
+        if spotters and (scrapers or raw.get("host") in answered):
+            phase = Phase.SPOTTER_RECEIVING
+        elif answered:
+            phase = Phase.SCRAPER_STARTED
+        else:
+            phase = Phase.NO_ANSWER
+        first = times.get("")
+        if phase is Phase.NO_ANSWER:
+            since = first
+        elif phase is Phase.SCRAPER_STARTED:
+            since = min((times[h] for h in answered if h in times), default=None)
+        else:
+            since = min((times[h] for h in spotters if h in times), default=None)
+        host = raw.get("host")
+        module = raw.get(m.module_key)
+        kind = raw.get("kind")
+        return IntentView(
+            id=iid,
+            host=host if isinstance(host, str) else None,
+            module=module if isinstance(module, str) else None,
+            kind=kind if isinstance(kind, str) else None,
+            answered_by=answered,
+            scrapers=scrapers,
+            spotters=spotters,
+            phase=phase,
+            first_seen=first,
+            phase_since=since,
+            raw=raw,
+        )
+
+    def _timeline(self, iid: str) -> dict[str, float]:
+        return self._timelines([iid]).get(iid, {})
+
+    def _timelines(self, ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """When each intent, and each host under its resolution, was first written.
+
+        Keyed by intent, then ``""`` for the intent itself and the host names.
+        Only what the journal still holds is known.
+        """
+        wanted = set(ids)
+        m = self.m
+        out: dict[str, dict[str, float]] = {}
+        for entry in self.state.journal():
+            intents = entry.shard.get(m.intents_key)
+            if type(intents) is not dict:
+                continue
+            when = (entry.envelope.origin_ns or entry.recv_ns) / 1e9
+            for iid, body in intents.items():
+                if iid not in wanted:
+                    continue
+                seen = out.setdefault(iid, {})
+                seen.setdefault("", when)
+                resolution = body.get(m.resolution_key) if type(body) is dict else None
+                if type(resolution) is dict:
+                    for host in resolution:
+                        seen.setdefault(host, when)
+        return out
+
+    # -- counting ------------------------------------------------------------------
+
+    def counts(self) -> Counts:
+        m = self.m
+        total: dict[str, int | float] = dict.fromkeys(m.fields, 0)
+        by_scraper: dict[str, dict[str, int | float]] = {}
+        by_domain: dict[str, dict[str, int | float]] = {}
+        received: dict[str, int | float] = {}
+
+        def read(root: dict[str, Any]) -> None:
+            intents = root.get(m.intents_key)
+            if type(intents) is not dict:
+                return
+            for body in intents.values():
+                resolution = body.get(m.resolution_key) if type(body) is dict else None
+                if type(resolution) is not dict:
+                    continue
+                for host, answer in resolution.items():
+                    if type(answer) is not dict:
+                        continue
+                    n = answer.get(m.received_key)
+                    if _number(n):
+                        received[host] = received.get(host, 0) + n
+                    scraped = answer.get(m.scraped_key)
+                    if type(scraped) is not dict:
+                        continue
+                    for domain, fields in scraped.items():
+                        if type(fields) is not dict:
+                            continue
+                        for name in m.fields:
+                            value = fields.get(name)
+                            if _number(value):
+                                total[name] += value
+                                _add(by_scraper, host, name, value)
+                                _add(by_domain, domain, name, value)
+
+        self.state.read(read)
+        return Counts(total, by_scraper, by_domain, sum(received.values()), received)
+
+    # -- errors --------------------------------------------------------------------
+
+    def errors(self) -> list[ErrorGroup]:
+        """Every error the state and the unstructured output show, grouped."""
+        groups: dict[tuple[str, str, str], ErrorGroup] = {}
+        for group in self._structured_errors():
+            groups[group.key()] = group
+        for group in traceback_groups(self.state.rejected()):
+            old = groups.get(group.key())
+            if old is None:
+                groups[group.key()] = group
+            else:
+                old.count += group.count
+                old.last_seen = _max(old.last_seen, group.last_seen)
+                old.first_seen = _min(old.first_seen, group.first_seen)
+        return sorted(groups.values(), key=lambda g: (-g.count, g.key()))
+
+    def _structured_errors(self) -> list[ErrorGroup]:
+        m = self.m
+        found: list[ErrorGroup] = []
+
+        def read(root: dict[str, Any]) -> None:
+            for host, body in root.items():
+                if host == m.intents_key or type(body) is not dict:
+                    continue
+                errors = body.get(m.errors_key)
+                if type(errors) is dict:
+                    for kind, info in errors.items():
+                        found.append(_structured(host, kind, info))
+            intents = root.get(m.intents_key)
+            if type(intents) is not dict:
+                return
+            per_domain: dict[tuple[str, str], int] = {}
+            for body in intents.values():
+                resolution = body.get(m.resolution_key) if type(body) is dict else None
+                if type(resolution) is not dict:
+                    continue
+                for host, answer in resolution.items():
+                    scraped = answer.get(m.scraped_key) if type(answer) is dict else None
+                    if type(scraped) is not dict:
+                        continue
+                    for domain, fields in scraped.items():
+                        n = fields.get(m.errors_key) if type(fields) is dict else None
+                        if _number(n) and n:
+                            per_domain[(host, domain)] = per_domain.get((host, domain), 0) + int(n)
+            for (host, domain), n in per_domain.items():
+                found.append(
+                    ErrorGroup(
+                        host, "scrape error", domain, n, None, None, f"{n} errors on {domain}"
+                    )
+                )
+
+        self.state.read(read)
+        return found
+
+
+def _structured(host: str, kind: str, info: Any) -> ErrorGroup:
+    if type(info) is dict:
+        count = info.get("count", 1)
+        domain = info.get("domain")
+        sample = str(info.get("last", ""))
+    else:
+        count, domain, sample = (info if _number(info) else 1), None, str(info)
+    return ErrorGroup(
+        host,
+        kind,
+        domain if isinstance(domain, str) else None,
+        int(count) if _number(count) else 1,
+        None,
+        None,
+        sample[:300],
+    )
+
+
+_TB_START = re.compile(r"^Traceback \(most recent call last\):")
+_TB_LAST = re.compile(
+    r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)\b)(?::\s*(.*))?$"
+)
+
+
+def traceback_groups(rejected: Sequence[Rejected]) -> list[ErrorGroup]:
+    """Unstructured stderr output, a multi-line traceback counted as one error.
+
+    Lines of one source's stderr are read in order: a traceback runs from its
+    ``Traceback (most recent call last):`` line to the exception line; any
+    other stderr line is an error of type ``stderr`` on its own.
+    """
+    groups: dict[tuple[str, str, str], ErrorGroup] = {}
+    open_tb: dict[str, list[Rejected]] = {}
+    for item in rejected:
+        if item.envelope.stream != "stderr":
+            continue
+        source = item.envelope.source
+        host = source.split(":", 1)[1] if source.startswith("docker:") else source
+        text = item.text.rstrip()
+        if _TB_START.match(text):
+            open_tb[source] = [item]
+            continue
+        if source in open_tb:
+            open_tb[source].append(item)
+            last = _TB_LAST.match(text)
+            if last is None:
+                continue
+            lines = open_tb.pop(source)
+            sample = "\n".join(r.text.rstrip() for r in lines)
+            _group(groups, host, last.group(1), item, sample)
+            continue
+        if text:
+            _group(groups, host, "stderr", item, text)
+    for source, lines in open_tb.items():  # a traceback still being written
+        host = source.split(":", 1)[1] if source.startswith("docker:") else source
+        _group(groups, host, "traceback", lines[-1], "\n".join(r.text for r in lines))
+    return list(groups.values())
+
+
+def _group(
+    groups: dict[tuple[str, str, str], ErrorGroup],
+    host: str,
+    kind: str,
+    item: Rejected,
+    sample: str,
+) -> None:
+    when = (item.envelope.origin_ns or item.recv_ns) / 1e9
+    key = (host, kind, "")
+    group = groups.get(key)
+    if group is None:
+        groups[key] = ErrorGroup(host, kind, None, 1, when, when, sample[:1000])
+    else:
+        group.count += 1
+        group.last_seen = when
+
+
+def _said_hello(state: State, host: str, m: Methodology) -> bool:
+    """A blade whose latest ``msg`` replaced its hello still said it: look in the journal."""
+    return any(
+        type(e.shard.get(host)) is dict and e.shard[host].get(m.hello_key) == m.hello_value
+        for e in state.last_writes(host, m.hello_key, limit=50)
+    )
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    return (type(value) is int or type(value) is float) and value == value
+
+
+def _add(table: dict[str, dict[str, int | float]], key: str, name: str, value: int | float) -> None:
+    row = table.setdefault(key, {})
+    row[name] = row.get(name, 0) + value
+
+
+def _fmt(value: int | float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
+
+
+def _natural(text: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def report_sections(views: Views, *, stale_after: float) -> list[Section]:
+    """The methodology's part of the run report: blades, intents, counts, errors."""
+    sections: list[Section] = []
+    hellos = views.hellos()
+    if hellos:
+        lines = [f"{role}: {', '.join(hosts)}" for role, hosts in hellos.items()]
+        sections.append(Section("blades that said hello", lines, hellos))
+    intents = views.intents()
+    scrapes = [v for v in intents if v.kind != "update"]
+    updates = [v for v in intents if v.kind == "update"]
+    if intents:
+        phases: dict[Phase, list[str]] = {phase: [] for phase in Phase}
+        for view in scrapes:
+            phases[view.phase].append(view.id)
+        stale = views.stale(stale_after)
+        lines = [f"{phase}: {len(ids)}" for phase, ids in phases.items()]
+        landed = [v.id for v in updates if views.module_updated(v.id)]
+        pending = [v.id for v in updates if v.id not in landed]
+        if updates:
+            lines.append(
+                f"module updates: {len(landed)} landed"
+                + (f", pending: {', '.join(pending)}" if pending else "")
+            )
+        if stale:
+            names = ", ".join(f"{v.id} ({v.phase}, host {v.host})" for v in stale[:20])
+            lines.append(f"stale (older than {stale_after:g} s, not receiving): {names}")
+        data: Any = {
+            "by_phase": {str(p): ids for p, ids in phases.items()},
+            "module_updates": {"landed": landed, "pending": pending},
+            "stale": [v.id for v in stale],
+        }
+        sections.append(Section("intents", lines, data))
+    counts = views.counts()
+    if counts.sent or counts.received:
+        lines = [
+            f"items sent {_fmt(counts.sent)}, received {_fmt(counts.received)}, "
+            f"lost {_fmt(counts.loss)} ({counts.loss_ratio:.1%})"
+        ]
+        lines += [
+            f"{scraper}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(row.items()))
+            for scraper, row in sorted(counts.by_scraper.items())
+        ]
+        data = {
+            "total": counts.total,
+            "by_scraper": counts.by_scraper,
+            "by_domain": counts.by_domain,
+            "received": counts.received,
+            "received_by_spotter": counts.received_by_spotter,
+            "loss": counts.loss,
+        }
+        sections.append(Section("counts", lines, data))
+    errors = views.errors()
+    if errors:
+        lines = [
+            f"{g.count} x {g.type} on {g.host}"
+            + (f" ({g.domain})" if g.domain else "")
+            + f": {g.sample.splitlines()[-1][:120] if g.sample else ''}"
+            for g in errors[:30]
+        ]
+        data = [
+            {
+                "host": g.host,
+                "type": g.type,
+                "domain": g.domain,
+                "count": g.count,
+                "first_seen": g.first_seen,
+                "last_seen": g.last_seen,
+                "sample": g.sample,
+            }
+            for g in errors
+        ]
+        sections.append(Section("errors", lines, data))
+    return sections

@@ -1,0 +1,384 @@
+"""One pytest run against the cluster: registered by the plugin only with ``--live-cluster``.
+
+:class:`LiveRun` owns the state, the collector, the recorder and the
+:class:`~pytest_livecluster.core.cluster.Cluster` the fixture hands out. The
+collector starts lazily, with the first test that needs the cluster, so an
+xdist controller (which runs no test) never follows the cluster unless it has
+a recording to write; every worker follows the cluster itself and sends its
+report to the controller, which prints it once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..alerts import Alerter, AlertRound, SourceObservation, TestOutcome
+from ..alerts.alerter import ci_link
+from ..core import jsonutil
+from ..core.cluster import Cluster, describe_entry
+from ..core.collector import Collector
+from ..core.recording import Recorder
+from ..core.source import SourceState
+from ..core.state import State
+from ..exceptions import LiveClusterError
+from ..methodology.client import OrchestratorClient
+from ..methodology.views import report_sections
+from ..sources import parse_specs
+from ..sources.sim import SimSource
+from .config import Settings, TestTiming
+from .outcomes import LIVE_ATTR, outcomes, tag_report
+from .report import RunReport, Section, build_report, merge_worker_reports
+
+__all__ = ["LiveRun", "XdistController"]
+
+SHARDS_PROPERTY = "livecluster_shards"
+
+
+class LiveRun:
+    """The plugin object of a run with ``--live-cluster``."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.is_worker = hasattr(config, "workerinput")
+        self.is_controller = not self.is_worker and _xdist_workers(config) > 0
+        self.recorder: Recorder | None = None
+        self.state = State(
+            counters=settings.counters,
+            ttl=settings.ttl,
+            limits=settings.limits,
+            journal_size=settings.journal_size,
+        )
+        self.collector: Collector | None = None
+        self.cluster = Cluster(self.state, None, settings.timing, settings.methodology)
+        self.start_error: str | None = None
+        self.settle_note: str | None = None
+        self.report: RunReport | None = None
+        self.worker_reports: dict[str, dict[str, Any]] = {}
+        self._orchestrator: OrchestratorClient | None = None
+        self.alerter: Alerter | None = None
+        if settings.alerting is not None and not self.is_worker:
+            report = str(Path(settings.report).resolve()) if settings.report else None
+            self.alerter = Alerter(
+                settings.alerting, cluster=settings.name, report_path=report, link=ci_link()
+            )
+        self.watching = False
+        self._live_reports: list[pytest.TestReport] = []
+        self._worker_sources: list[SourceObservation] = []
+        # Build the sources now, so a bad spec is a usage error before any test runs.
+        self._sources = parse_specs(settings.specs, settings.source_options)
+
+    # -- starting ------------------------------------------------------------------
+
+    def ensure_started(self) -> Cluster:
+        """Start following the cluster (once) and settle; raise if it cannot be followed."""
+        __tracebackhide__ = True
+        if self.collector is None:
+            self._start()
+        if self.start_error is not None:
+            pytest.fail(self.start_error, pytrace=False)
+        return self.cluster
+
+    def _start(self) -> None:
+        if self.settings.record and not self.is_worker:
+            self.recorder = Recorder(self.settings.record)
+            self.state.set_sink(self.recorder)
+        self.collector = Collector(self.state, self._sources).start()
+        self.cluster.collector = self.collector
+        self._settle(self.collector)
+
+    def _settle(self, collector: Collector) -> None:
+        settings = self.settings
+        deadline = time.monotonic() + settings.settle
+        while time.monotonic() < deadline:
+            waiting = [
+                h
+                for h in collector.health()
+                if h.state in (SourceState.STARTING, SourceState.RECONNECTING)
+            ]
+            if not waiting or collector.failures:
+                break
+            time.sleep(0.02)
+        remaining = max(0.0, deadline - time.monotonic())
+        behind = collector.wait_caught_up(settings.settle_quiet, timeout=remaining)
+        if collector.failures:
+            problems = "\n".join(f"  {f}" for f in collector.failures)
+            self.start_error = f"livecluster: a source failed at start-up:\n{problems}"
+            return
+        not_attached = [h.source for h in collector.health() if h.state is SourceState.STARTING]
+        if not_attached or behind:
+            what = (
+                f"not attached: {', '.join(not_attached)}"
+                if not_attached
+                else f"still reading their backlog: {', '.join(behind)}"
+            )
+            self.settle_note = (
+                f"start-up did not settle within {settings.settle:g} s ({what}); "
+                "tests started anyway (livecluster_settle_timeout)"
+            )
+
+    def orchestrator(self) -> OrchestratorClient:
+        """A client of the orchestrator: the simulated one, or ``livecluster_orchestrator_url``."""
+        __tracebackhide__ = True
+        if self._orchestrator is None:
+            self._orchestrator = self._find_orchestrator()
+        return self._orchestrator
+
+    def _find_orchestrator(self) -> OrchestratorClient:
+        __tracebackhide__ = True
+        for source in self._sources:
+            if isinstance(source, SimSource):
+                source.started.wait(self.settings.settle)
+                if source.cluster is None:
+                    pytest.fail("livecluster: the simulated cluster did not start", pytrace=False)
+                return source.cluster.client()
+        if self.settings.orchestrator_url:
+            return OrchestratorClient(self.settings.orchestrator_url)
+        pytest.skip(
+            "no orchestrator to talk to: follow the simulated cluster (--live-cluster=sim) "
+            "or set livecluster_orchestrator_url"
+        )
+
+    def set_cluster_timing(self, item: pytest.Item) -> None:
+        self.cluster.begin_test(self._timing(item))
+
+    def _timing(self, item: pytest.Item) -> TestTiming:
+        marker = item.get_closest_marker("livecluster")
+        if marker is None:
+            return self.settings.timing
+        if marker.args:
+            raise pytest.UsageError(
+                f"{item.nodeid}: the livecluster marker takes keyword arguments only "
+                "(timeout=, window=, tick=, severity=)"
+            )
+        try:
+            return self.settings.timing_for(marker.kwargs)
+        except LiveClusterError as exc:
+            raise pytest.UsageError(f"{item.nodeid}: {exc}") from exc
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # A bad marker is a usage error before any test runs, not a test's error.
+        for item in items:
+            self._timing(item)
+
+    # -- hooks -----------------------------------------------------------------------
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # An xdist controller runs no test; it follows the cluster only to record it.
+        if self.is_controller and self.settings.record:
+            self._start()
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        t = self.settings.timing
+        lines = [
+            f"livecluster: following {', '.join(self.settings.specs)}",
+            f"livecluster: eventually timeout {t.timeout:g} s, consistently window "
+            f"{t.window:g} s, tick {t.tick:g} s, settle up to {self.settings.settle:g} s",
+        ]
+        if self.settings.counters:
+            lines.append(f"livecluster: counters {', '.join(self.settings.counters)}")
+        alerting = self.settings.alerting
+        if alerting is not None and self.alerter is not None:
+            silent = (
+                f", source silent after {alerting.silent_after:g} s"
+                if alerting.silent_after
+                else ""
+            )
+            lines.append(
+                f"livecluster: alerts to {', '.join(t.display for t in alerting.targets)} "
+                f"after {alerting.fire_after} failing run(s){silent}; ledger "
+                f"{alerting.ledger or 'kept for this run only'}"
+            )
+        return lines
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, Any, None]:
+        outcome = yield
+        report: pytest.TestReport = outcome.get_result()
+        tag_report(report, item)
+        uses_cluster = "cluster" in getattr(item, "fixturenames", ())
+        if report.failed and self.collector is not None and uses_cluster:
+            text = self._failure_context()
+            if text:
+                report.sections.append((f"livecluster {report.when}", text))
+
+    def _failure_context(self) -> str:
+        cursor = self.cluster.since_test
+        lines = [f"{cursor.count} shards arrived during the test"]
+        entries = cursor.entries()[-5:]
+        if entries:
+            lines.append("the last of them:")
+            lines += [f"  {describe_entry(e)}" for e in entries]
+        for health in self.cluster.health():
+            if (
+                health.state not in (SourceState.ATTACHED, SourceState.FINISHED)
+                or health.error_count
+            ):
+                last = f"; last error: {health.errors[-1]}" if health.errors else ""
+                lines.append(
+                    f"source {health.source} is {health.state}, silent for "
+                    f"{health.silent_for():.1f} s, {health.error_count} errors{last}"
+                )
+        if self.settle_note:
+            lines.append(self.settle_note)
+        return "\n".join(lines)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.alerter is not None and not self.watching and hasattr(report, LIVE_ATTR):
+            self._live_reports.append(report)
+
+    # -- alerts ------------------------------------------------------------------------
+
+    def source_observations(self) -> list[SourceObservation]:
+        """How long each source has been silent, as of now."""
+        if self.collector is None:
+            # Each xdist worker followed the same sources: one that saw lines speaks for all.
+            quietest: dict[str, SourceObservation] = {}
+            for seen in self._worker_sources:
+                known = quietest.get(seen.source)
+                if known is None or seen.silent_for < known.silent_for:
+                    quietest[seen.source] = seen
+            return list(quietest.values())
+        return [
+            SourceObservation(h.source, h.silent_for(), h.state) for h in self.collector.health()
+        ]
+
+    def alert_round(
+        self, tests: list[TestOutcome], sources: list[SourceObservation]
+    ) -> AlertRound | None:
+        """Send what changed since the last round (or run); ``None`` without targets."""
+        if self.alerter is None:
+            return None
+        return self.alerter.round(tests, sources)
+
+    def alert_section(self) -> Section | None:
+        if self.alerter is None or self.alerter.last is None:
+            return None
+        return Section("alerts", self.alerter.report_lines(), self.alerter.report_data())
+
+    def pytest_livecluster_report(self, cluster: Cluster) -> list[Section]:
+        return report_sections(cluster.views, stale_after=self.settings.stale_after)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        sources = self.source_observations()
+        self.close()
+        if self.is_controller:
+            self.report = merge_worker_reports(self.worker_reports)
+        elif self.collector is not None:
+            self.report = self._build_report()
+        if self.is_worker:
+            if self.report is not None:
+                output = self.config.workeroutput  # type: ignore[attr-defined]
+                output["livecluster"] = self.report.as_dict()
+                output["livecluster_sources"] = [s.__dict__ for s in sources]
+            return
+        if not self.watching:
+            self.alert_round(outcomes(self._live_reports), sources)
+        section = self.alert_section()
+        if self.report is not None and section is not None:
+            self.report.sections.append(section)
+        if self.report is not None:
+            self._write_files(self.report)
+
+    def close(self) -> None:
+        """Stop following the cluster: threads ended, recording closed. Idempotent."""
+        if self._orchestrator is not None:
+            self._orchestrator.close()
+            self._orchestrator = None
+        if self.collector is not None:
+            self.collector.close()
+        if self.recorder is not None:
+            self.recorder.close()
+
+    def _build_report(self) -> RunReport:
+        sections: list[Section] = []
+        for result in self.config.hook.pytest_livecluster_report(cluster=self.cluster):
+            sections.extend(result or [])
+        return build_report(
+            self.state,
+            self.collector,
+            cluster=self.settings.name,
+            counters=self.settings.counters,
+            sections=sections,
+        )
+
+    def write_round_report(self) -> None:
+        """Rewrite the JSON report with what the cluster looks like now (watch mode)."""
+        if self.settings.report and self.collector is not None:
+            report = self._build_report()
+            section = self.alert_section()
+            if section is not None:
+                report.sections.append(section)
+            self._write_json(report)
+
+    def _write_json(self, report: RunReport) -> Path | None:
+        if not self.settings.report:
+            return None
+        path = Path(self.settings.report)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_bytes(jsonutil.dumps(report.as_dict(), indent=True) + b"\n")
+        os.replace(partial, path)
+        return path
+
+    def _write_files(self, report: RunReport) -> None:
+        self.written: list[str] = []
+        path = self._write_json(report)
+        if path is not None:
+            self.written.append(f"generated livecluster json report: {path.resolve()}")
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            with open(summary, "a", encoding="utf-8") as f:
+                f.write(report.markdown())
+        if self.recorder is not None and self.recorder.path is not None:
+            self.written.append(f"generated livecluster recording: {self.recorder.path.resolve()}")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker:
+            return
+        if self.report is None:
+            section = self.alert_section()
+            if section is not None:
+                terminalreporter.section("livecluster")
+                for line in section.terminal_lines():
+                    terminalreporter.line(line)
+            return
+        terminalreporter.section("livecluster")
+        if self.settle_note:
+            terminalreporter.line(self.settle_note, yellow=True)
+        for line in self.report.terminal_lines():
+            terminalreporter.line(line)
+        for line in getattr(self, "written", []):
+            terminalreporter.line(line)
+
+
+class XdistController:
+    """Receives the workers' reports; registered only where xdist is present."""
+
+    def __init__(self, run: LiveRun) -> None:
+        self.run = run
+
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", {}) or {}
+        data = output.get("livecluster")
+        if data is not None:
+            name = getattr(getattr(node, "gateway", None), "id", None) or output.get("workerid")
+            self.run.worker_reports[str(name)] = data
+        for seen in output.get("livecluster_sources", ()):
+            self.run._worker_sources.append(SourceObservation(**seen))
+
+
+def _xdist_workers(config: pytest.Config) -> int:
+    numprocesses = getattr(config.option, "numprocesses", None)
+    dist = getattr(config.option, "dist", "no")
+    if not numprocesses or dist == "no":
+        return 0
+    return 1 if numprocesses == "auto" else int(numprocesses)

@@ -1,0 +1,124 @@
+"""The collector: sources in threads, one state, failures the user sees."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_livecluster import Envelope, State
+from pytest_livecluster.core.collector import Collector
+from pytest_livecluster.core.source import Emit
+from pytest_livecluster.sources import Source
+from pytest_livecluster.sources.file import FileSource
+
+
+class Blocking(Source):
+    """A live source that emits its lines, then blocks until closed."""
+
+    def __init__(self, name: str, lines: list[bytes]) -> None:
+        super().__init__(name)
+        self.lines = lines
+        self.go = threading.Event()
+
+    def run(self, emit: Emit) -> None:
+        self.health.state = "attached"
+        for raw in self.lines:
+            self.health.line(raw)
+            emit(raw, Envelope(self.id))
+        self.go.set()
+        self._closed.wait()
+
+
+class Broken(Source):
+    """A source with a bug in it."""
+
+    def run(self, emit: Emit) -> None:
+        raise KeyError("oops")
+
+
+def write(path: Path, lines: list[bytes]) -> str:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return str(path)
+
+
+def test_sources_feed_one_state_and_count_rejections(tmp_path: Path) -> None:
+    a = FileSource(write(tmp_path / "a.ndjson", [b'{"a": {"x": 1}}', b"not json"]))
+    b = Blocking("live", [b'{"a": {"y": 2}}', b"[1]"])
+    state = State()
+    with Collector(state, [a, b]) as collector:
+        assert b.go.wait(5)
+        assert collector.wait_idle(0.2, timeout=5)
+        assert state.snapshot() == {"a": {"x": 1, "y": 2}}
+        assert collector.lines == 4
+        assert (a.health.rejected, b.health.rejected) == (1, 1)
+        assert a.health.state == "finished"
+        assert collector.running
+    assert not collector.running
+
+
+def test_a_failing_source_is_reported_not_lost(tmp_path: Path) -> None:
+    missing = FileSource(str(tmp_path / "missing.ndjson"))
+    broken = Broken("broken")
+    collector = Collector(State(), [missing, broken]).start()
+    assert collector.wait_finished(5)
+    failures = {f.source: f for f in collector.failures}
+    assert "No such file" in failures[missing.id].message
+    assert failures["broken"].message == "KeyError: 'oops'"
+    assert "Traceback" in failures["broken"].detail
+    assert missing.health.state == broken.health.state == "failed"
+    assert collector.close() == []
+
+
+def test_close_ends_every_thread_within_two_seconds() -> None:
+    sources = [Blocking(f"s{i}", [b'{"k": 1}']) for i in range(8)]
+    collector = Collector(State(), sources).start()
+    for source in sources:
+        assert source.go.wait(5)
+    began = time.monotonic()
+    assert collector.close(timeout=2.0) == []
+    assert time.monotonic() - began < 2.0
+    assert not collector.running
+
+
+def test_on_line_sees_every_line_with_its_verdict(tmp_path: Path) -> None:
+    seen: list[tuple[bytes, bool]] = []
+    path = write(tmp_path / "a.ndjson", [b'{"a": 1}', b"oops"])
+    collector = Collector(
+        State(), [FileSource(path)], on_line=lambda r, e, ok: seen.append((r, ok))
+    )
+    with collector:
+        assert collector.wait_finished(5)
+    assert seen == [(b'{"a": 1}', True), (b"oops", False)]
+
+
+def test_wait_idle_gives_up_at_the_timeout() -> None:
+    class Chatty(Source):
+        def run(self, emit: Emit) -> None:
+            while not self._closed.wait(0.01):
+                emit(b'{"tick": 1}', Envelope(self.id))
+
+    with Collector(State(), [Chatty("chatty")]) as collector:
+        began = time.monotonic()
+        assert collector.wait_idle(0.5, timeout=0.3) is False
+        assert time.monotonic() - began < 1.0
+
+
+def test_start_twice_is_an_error() -> None:
+    collector = Collector(State(), []).start()
+    with pytest.raises(RuntimeError, match="already started"):
+        collector.start()
+
+
+def test_what_a_running_source_cannot_read_is_a_failure() -> None:
+    class PartlyBlind(Blocking):
+        failures = ("container web-1: logging driver none cannot be read",)
+
+    source = PartlyBlind("docker:label=a=b", [b'{"k": 1}'])
+    with Collector(State(), [source]) as collector:
+        assert source.go.wait(5)
+        assert [str(f) for f in collector.failures] == [
+            "docker:label=a=b: container web-1: logging driver none cannot be read"
+        ]
