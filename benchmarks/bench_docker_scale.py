@@ -36,12 +36,11 @@ import psutil
 from docker.models.containers import Container
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.docker.dockerkit import ensure_image, multiset_problems
-
 from pytest_livecluster.core.collector import Collector
 from pytest_livecluster.core.ingest import Envelope
 from pytest_livecluster.core.state import State
 from pytest_livecluster.sources import parse_specs
+from tests.support.dockerkit import ensure_image, multiset_problems
 
 LABEL_KEY: Final = "livecluster.bench"
 RATE: Final = 10

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_livecluster.core.cluster import Cluster
-from pytest_livecluster.methodology.client import OrchestratorClient
+from pytest_livecluster.methodology import MethodologyCluster, OrchestratorClient
 
 #: Tolerated share of items sent by scrapers that no spotter reported.
 LOSS_TOLERANCE = 0.02
@@ -45,7 +44,7 @@ def scrapers(hosts: dict[str, list[str]]) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def at_start(cluster: Cluster, hosts: dict[str, list[str]]) -> dict[str, object]:
+def at_start(cluster: MethodologyCluster, hosts: dict[str, list[str]]) -> dict[str, object]:
     """What the cluster looked like when the run began: errors and each blade's boot."""
     blades = [host for role_hosts in hosts.values() for host in role_hosts]
     return {
@@ -68,12 +67,12 @@ def _inject(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
-def errors_now(cluster: Cluster) -> ErrorCounts:
+def errors_now(cluster: MethodologyCluster) -> ErrorCounts:
     """The errors known when the test began, by (host, type, domain)."""
     return {group.key(): group.count for group in cluster.errors()}
 
 
-def new_errors(cluster: Cluster, before: ErrorCounts) -> list[str]:
+def new_errors(cluster: MethodologyCluster, before: ErrorCounts) -> list[str]:
     return [
         f"{g.count - before.get(g.key(), 0)} x {g.type} on {g.host}"
         + (f" ({g.domain})" if g.domain else "")

@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from pytest_livecluster.core.cluster import Cluster
+from pytest_livecluster.methodology import MethodologyCluster
 
 pytestmark = pytest.mark.live
 
 
-def test_every_blade_said_hello(cluster: Cluster, hosts: dict[str, list[str]]) -> None:
+def test_every_blade_said_hello(cluster: MethodologyCluster, hosts: dict[str, list[str]]) -> None:
     expected = [host for role_hosts in hosts.values() for host in role_hosts]
     for attempt in cluster.eventually():
         with attempt:
@@ -19,7 +19,7 @@ def test_every_blade_said_hello(cluster: Cluster, hosts: dict[str, list[str]]) -
             assert not missing, f"never said hello: {', '.join(missing)}"
 
 
-def test_no_blade_restarted(cluster: Cluster, at_start: dict[str, Any]) -> None:
+def test_no_blade_restarted(cluster: MethodologyCluster, at_start: dict[str, Any]) -> None:
     boots: dict[str, Any] = at_start["boots"]
 
     def same_boots() -> bool:

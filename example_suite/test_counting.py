@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from conftest import LOSS_TOLERANCE
 
-from pytest_livecluster.core.cluster import Cluster
-from pytest_livecluster.methodology.client import OrchestratorClient
-from pytest_livecluster.methodology.views import Counts, Phase
+from conftest import LOSS_TOLERANCE
+from pytest_livecluster.methodology import Counts, MethodologyCluster, OrchestratorClient, Phase
 
 pytestmark = pytest.mark.live
 
 
 def test_items_sent_match_items_received(
-    cluster: Cluster, orchestrator: OrchestratorClient, scrapers: list[str]
+    cluster: MethodologyCluster, orchestrator: OrchestratorClient, scrapers: list[str]
 ) -> None:
     ids = [orchestrator.set_intent(host=s, module="scraper@1.4") for s in scrapers]
     for attempt in cluster.eventually(timeout=10):
@@ -43,7 +41,7 @@ def test_items_sent_match_items_received(
     )
 
 
-def test_counts_never_go_down(cluster: Cluster) -> None:
+def test_counts_never_go_down(cluster: MethodologyCluster) -> None:
     before = cluster.counts().total
 
     def not_lower() -> bool:

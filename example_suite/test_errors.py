@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import ErrorCounts, new_errors
 
-from pytest_livecluster.core.cluster import Cluster
-from pytest_livecluster.methodology.client import OrchestratorClient
+from conftest import ErrorCounts, new_errors
+from pytest_livecluster.methodology import MethodologyCluster, OrchestratorClient
 
 pytestmark = pytest.mark.live
 
 
 def test_no_new_errors_during_a_window(
-    cluster: Cluster, orchestrator: OrchestratorClient, scrapers: list[str], errors_now: ErrorCounts
+    cluster: MethodologyCluster,
+    orchestrator: OrchestratorClient,
+    scrapers: list[str],
+    errors_now: ErrorCounts,
 ) -> None:
     orchestrator.set_intent(host=scrapers[0], module="scraper@1.4")
 
@@ -26,6 +28,8 @@ def test_no_new_errors_during_a_window(
     cluster.consistently(no_new_errors, for_=3, what="no new errors")
 
 
-def test_no_new_errors_since_the_run_began(cluster: Cluster, at_start: dict[str, Any]) -> None:
+def test_no_new_errors_since_the_run_began(
+    cluster: MethodologyCluster, at_start: dict[str, Any]
+) -> None:
     new = new_errors(cluster, at_start["errors"])
     assert not new, "new errors since the run began: " + "; ".join(new)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_livecluster.core.cluster import Cluster
-from pytest_livecluster.methodology.client import OrchestratorClient
-from pytest_livecluster.methodology.views import Phase
+from pytest_livecluster.methodology import MethodologyCluster, OrchestratorClient, Phase
 
 pytestmark = pytest.mark.live
 
@@ -16,7 +14,7 @@ RESOLUTION_BUDGET = 2.0
 
 @pytest.mark.livecluster(severity="critical")  # the label of its alert, when it fires
 def test_intent_resolved_by_scraper_then_spotter(
-    cluster: Cluster, orchestrator: OrchestratorClient, scrapers: list[str]
+    cluster: MethodologyCluster, orchestrator: OrchestratorClient, scrapers: list[str]
 ) -> None:
     for scraper in scrapers:
         iid = orchestrator.set_intent(host=scraper, module="scraper@1.4")
@@ -31,7 +29,7 @@ def test_intent_resolved_by_scraper_then_spotter(
 
 
 def test_scraping_starts_after_the_intent(
-    cluster: Cluster, orchestrator: OrchestratorClient, scrapers: list[str]
+    cluster: MethodologyCluster, orchestrator: OrchestratorClient, scrapers: list[str]
 ) -> None:
     scraper = scrapers[-1]
     iid = orchestrator.set_intent(host=scraper, module="scraper@1.4")
@@ -46,7 +44,7 @@ def test_scraping_starts_after_the_intent(
 
 
 def test_module_update_lands(
-    cluster: Cluster, orchestrator: OrchestratorClient, scrapers: list[str]
+    cluster: MethodologyCluster, orchestrator: OrchestratorClient, scrapers: list[str]
 ) -> None:
     scraper = scrapers[0]
     iid = orchestrator.update_module(scraper, "scraper@1.5")
@@ -58,7 +56,7 @@ def test_module_update_lands(
             )
 
 
-def test_no_stale_intents(cluster: Cluster) -> None:
+def test_no_stale_intents(cluster: MethodologyCluster) -> None:
     stale = cluster.stale(older_than=30)
     assert not stale, "stale intents: " + ", ".join(
         f"{v.id} on {v.host} in '{v.phase}'" for v in stale

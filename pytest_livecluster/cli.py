@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ._values import positive_seconds, ttl_rule
 from .core import jsonutil
 from .core.collector import Collector
 from .core.ingest import Envelope, parse_shard
@@ -28,16 +29,6 @@ from .exceptions import ConfigError, LiveClusterError
 from .sources import parse_specs
 
 __all__ = ["main"]
-
-
-def _ttl(text: str) -> tuple[str, float]:
-    pattern, sep, seconds = text.rpartition("=")
-    try:
-        if not sep:
-            raise ValueError
-        return pattern, float(seconds)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--ttl takes PATTERN=SECONDS, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--ttl",
         action="append",
         default=[],
-        type=_ttl,
         metavar="PATTERN=SECONDS",
         help="evict subtrees matching PATTERN not written for SECONDS (repeatable)",
     )
@@ -92,12 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _positive(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
+        return positive_seconds("the value", text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _state(args: argparse.Namespace) -> int:
-    state = State(counters=args.counter, ttl=dict(args.ttl))
+    state = State(counters=args.counter, ttl=dict(ttl_rule("--ttl", rule) for rule in args.ttl))
     sources = parse_specs(args.specs)
     collector = Collector(state, sources).start()
     try:

@@ -9,14 +9,24 @@ translated into these at the boundary, so a user sees one hierarchy::
     │   └── SpecError            a source spec names no known kind of source
     ├── RecordingError           a recording file cannot be read
     ├── SimError                 the simulated cluster failed, or refused a request
-    └── SourceError              a source failed while following the cluster
-        └── SourceUnavailable    a source cannot be reached or read at all
+    ├── SourceError              a source failed while following the cluster
+    │   └── SourceUnavailable    a source cannot be reached or read at all
+    └── WaitFailed               a waiting helper's check did not behave (also an AssertionError)
+        ├── EventuallyFailed     ``eventually`` ran out of time
+        └── ConsistentlyFailed   a check that had to hold for a window stopped holding
 
 Each message names the bad value and, where there is a fixed set, the valid
 ones. The pytest plugin turns a ``ConfigError`` into ``pytest.UsageError``.
+The waiting errors are assertion errors, so pytest shows them as a test's
+failure; their fields (checks, first and last failure) are what the alerts and
+the report read, never their text.
+
+This module is an owner: every layer imports it, it imports nothing of ours.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class LiveClusterError(Exception):
@@ -49,3 +59,60 @@ class SourceError(LiveClusterError):
 
 class SourceUnavailable(SourceError):
     """A source cannot be reached or read at all."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One check that did not pass: when (seconds after the wait began) and why."""
+
+    at: float
+    message: str
+
+
+class WaitFailed(LiveClusterError, AssertionError):
+    """A waiting helper's check did not behave as required.
+
+    :attr:`reason` is the failure in one line, without the helper's own words.
+    """
+
+    @property
+    def reason(self) -> str:
+        return str(self).splitlines()[0] if str(self) else type(self).__name__
+
+
+class EventuallyFailed(WaitFailed):
+    """``eventually`` ran out of time: ``checks`` ran, ``first`` and ``last`` failed."""
+
+    def __init__(
+        self, message: str, *, checks: int, first: Failure | None, last: Failure | None
+    ) -> None:
+        super().__init__(message)
+        self.checks = checks
+        self.first = first
+        self.last = last
+
+    @property
+    def reason(self) -> str:
+        """The last failure (what was still wrong at the end), else the first."""
+        failure = self.last or self.first
+        if failure is None:
+            return super().reason
+        return failure.message.splitlines()[0] if failure.message else super().reason
+
+
+class ConsistentlyFailed(WaitFailed):
+    """A check that had to hold for a window stopped holding ``at`` seconds in.
+
+    ``version`` is the state's version the check failed on; ``cause`` the
+    check's own failure (an assertion's message, or what it returned).
+    """
+
+    def __init__(self, message: str, *, at: float, version: int, cause: str = "") -> None:
+        super().__init__(message)
+        self.at = at
+        self.version = version
+        self.cause = cause
+
+    @property
+    def reason(self) -> str:
+        return self.cause.splitlines()[0] if self.cause else super().reason

@@ -1,4 +1,5 @@
-"""Alerts on anomalies: failing live tests and silent sources, to Alertmanager or webhooks."""
+"""Alerts on anomalies: failing live tests and silent sources, to Alertmanager or webhooks
+(layer: alerts, used by the plugin; imports the core and the owners only)."""
 
 from __future__ import annotations
 

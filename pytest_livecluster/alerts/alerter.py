@@ -4,6 +4,11 @@ The run (or each watch round) hands :meth:`Alerter.round` how every live test
 ended and how long each source has been silent. The ledger turns that into
 alerts; every target is sent what it has not been told yet; the ledger is
 saved. Nothing here raises into the test run.
+
+Summaries and details come from test failures and cluster logs: they are
+made terminal-safe (:func:`.._escape.terminal`) before they become
+annotations, since receivers show them as they are, and the report lines are
+too, since they are printed.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._escape import terminal
 from .delivery import Delivery, deliver
 from .ledger import Ledger
 from .model import SILENT_ALERT, TEST_ALERT, SourceObservation, TestOutcome, alert_name
@@ -140,9 +146,10 @@ class Alerter:
         return labels
 
     def _annotations(self, summary: str, details: str = "") -> dict[str, str]:
-        annotations = {"summary": summary}
+        annotations = {"summary": terminal(summary, one_line=True)}
         if details:
-            annotations["description"] = details[:_DETAILS_CHARS]
+            # Cut before escaping, so an escape is never cut in half.
+            annotations["description"] = terminal(details[:_DETAILS_CHARS])
         if self.report_path:
             annotations["report"] = self.report_path
         if self.link:
@@ -187,7 +194,8 @@ class Alerter:
             lines += [f"{label}{d.line()}" for d in rnd.deliveries]
         last = self.last or AlertRound()
         lines.append(f"firing now: {', '.join(last.firing) if last.firing else 'none'}")
-        return lines
+        # Test ids, source ids and delivery errors are not ours to trust.
+        return [terminal(line, one_line=True) for line in lines]
 
     def report_data(self) -> dict[str, Any]:
         return {

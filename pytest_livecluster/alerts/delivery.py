@@ -2,9 +2,10 @@
 
 Delivery never raises and never outlives its budget: a target that is down
 costs at most ``budget`` seconds, and the outcome (attempts, the first and
-last error) goes into the run report. Connection errors, timeouts, 408, 429
-and 5xx are retried; any other answer is final. Error text is scrubbed of
-the target's secrets before anyone sees it.
+last error) goes into the run report. What is retried, and how, is the one
+policy of :mod:`pytest_livecluster._retry`: a refused or dropped connection, a
+timeout, 408, 425, 429 and 5xx; any other answer is final. Error text is
+scrubbed of the target's secrets before anyone sees it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
-import tenacity
 
+from .._retry import Deadline, Retryable, retryable_http_error, retryable_status, retrying
+from .._secrets import scrub
 from .._version import __version__
 from ..core import jsonutil
 from .model import Alert
@@ -23,7 +25,6 @@ from .targets import Target
 
 __all__ = ["Delivery", "deliver"]
 
-_RETRY_STATUS = frozenset({408, 425, 429})
 _REQUEST_TIMEOUT = 5.0
 
 
@@ -56,10 +57,6 @@ class Delivery:
         return dict(self.__dict__)
 
 
-class _Retry(Exception):
-    """A failure worth another attempt."""
-
-
 class _Final(Exception):
     """A failure another attempt would not change."""
 
@@ -83,41 +80,38 @@ def deliver(
         **target.headers,
     }
     started = time.monotonic()
-    deadline = started + budget
+    deadline = Deadline(budget)
     own = client is None
     http = client or httpx.Client(trust_env=True, follow_redirects=False)
 
     def attempt() -> None:
         result.attempts += 1
-        timeout = max(0.1, min(_REQUEST_TIMEOUT, deadline - time.monotonic()))
+        timeout = max(0.1, min(_REQUEST_TIMEOUT, deadline.remaining()))
         try:
             response = http.post(target.endpoint, content=body, headers=headers, timeout=timeout)
         except httpx.TransportError as exc:
-            _failed(result, target.scrub(_transport_error(exc)))
-            raise _Retry from None
+            message = scrub(_transport_error(exc))
+            _failed(result, message)
+            if retryable_http_error(exc):
+                raise Retryable(message) from None
+            raise _Final(message) from None
         result.status = response.status_code
         if response.is_success:
             return
         text = " ".join(response.text.split())[:200]
-        _failed(result, target.scrub(f"HTTP {response.status_code}" + (f" {text}" if text else "")))
-        if response.status_code in _RETRY_STATUS or response.status_code >= 500:
-            raise _Retry
-        raise _Final
+        message = scrub(f"HTTP {response.status_code}" + (f" {text}" if text else ""))
+        _failed(result, message)
+        if retryable_status(response.status_code):
+            raise Retryable(message)
+        raise _Final(message)
 
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(_Retry),
-        wait=tenacity.wait_exponential(multiplier=0.25, max=4.0) + tenacity.wait_random(0, 0.25),
-        stop=tenacity.stop_before_delay(budget),
-        sleep=lambda seconds: time.sleep(max(0.0, min(seconds, deadline - time.monotonic()))),
-        reraise=True,
-    )
     try:
-        retrying(attempt)
+        retrying(first_wait=0.25, max_wait=4.0, jitter=0.25, budget=deadline)(attempt)
         result.ok = True
-    except (_Retry, _Final):
+    except (Retryable, _Final):
         pass
     except Exception as exc:  # a bug or a surprise must not cost the run
-        _failed(result, target.scrub(f"{type(exc).__name__}: {exc}"))
+        _failed(result, scrub(f"{type(exc).__name__}: {exc}"))
     finally:
         if own:
             http.close()

@@ -9,10 +9,7 @@ target's address: targets are known by a hash of it.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +17,7 @@ from typing import Any, Literal
 
 import orjson
 
+from .._files import write_atomic
 from .model import Alert, Status, fingerprint, isotime, parse_isotime
 
 __all__ = ["Entry", "Ledger", "Transition"]
@@ -203,13 +201,4 @@ class Ledger:
             },
             option=orjson.OPT_INDENT_2,
         )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".alerts-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(body)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomic(self.path, body)

@@ -8,7 +8,10 @@ A target is written ``KIND+URL``::
 
 The URL is a secret as far as output goes: only its scheme, host and port are
 ever printed (:attr:`Target.display`); a path, a query or credentials become
-``…``. Header values (``livecluster_alert_headers``) are never printed.
+``***``. Header values (``livecluster_alert_headers``) are never printed. The
+secret parts are registered with :mod:`pytest_livecluster._secrets`, which
+masks them wherever they come back (a server's error, a library's message).
+Text from tests and logs is escaped for Slack (:mod:`pytest_livecluster._escape`).
 
 The webhook body (``WEBHOOK_VERSION`` 1), one per round with changes::
 
@@ -23,12 +26,21 @@ The webhook body (``WEBHOOK_VERSION`` 1), one per round with changes::
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+from .._escape import slack
+from .._secrets import (
+    ENV_PREFIX,
+    MASK,
+    header_value,
+    origin,
+    remember,
+    remember_url,
+    resolve_env,
+)
 from ..exceptions import ConfigError
 from .model import Alert, isotime
 
@@ -37,7 +49,6 @@ __all__ = ["KINDS", "Target", "parse_target"]
 WEBHOOK_VERSION: Final = 1
 KINDS: Final = ("alertmanager", "webhook")
 VALID: Final = "alertmanager+http(s)://HOST:PORT, webhook+http(s)://URL, or KIND+env:VARIABLE"
-_MIN_SECRET: Final = 4
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,6 @@ class Target:
     url: str = field(repr=False)
     display: str
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def id(self) -> str:
@@ -71,12 +81,6 @@ class Target:
             return [_alertmanager_alert(a, link) for a in alerts]
         return webhook_body(alerts, cluster=cluster, link=link)
 
-    def scrub(self, text: str) -> str:
-        """``text`` with every secret of this target replaced by ``…``."""
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "…")
-        return text
-
 
 def parse_target(text: str, headers: Mapping[str, str] | None = None) -> Target:
     """A :class:`Target` from ``KIND+URL``; header values may be ``env:VARIABLE``."""
@@ -84,16 +88,9 @@ def parse_target(text: str, headers: Mapping[str, str] | None = None) -> Target:
     if not plus or kind not in KINDS or not rest:
         shown = _shown(text)
         raise ConfigError(f"--live-alert: cannot use {shown!r}; valid: {VALID}")
-    url = rest
-    if rest.startswith("env:"):
-        variable = rest.removeprefix("env:")
-        value = os.environ.get(variable)
-        if not value:
-            raise ConfigError(
-                f"--live-alert: {kind}+env:{variable} names the environment variable "
-                f"{variable}, which is not set"
-            )
-        url = value.strip()
+    url = resolve_env(rest, what=f"--live-alert: {kind}+{rest}").strip()
+    if rest.startswith(ENV_PREFIX):
+        remember(url)  # the whole URL is the secret; resolve_env kept it unstripped
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
@@ -105,18 +102,24 @@ def parse_target(text: str, headers: Mapping[str, str] | None = None) -> Target:
         raise ConfigError(f"--live-alert: {kind}+{_shown(url)!r} has a bad port") from None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     display = f"{kind}+{parts.scheme}://{host}" + (f":{port}" if port else "")
-    hidden = parts.path.strip("/") or parts.query or parts.fragment or parts.username
-    if hidden:
-        display += "/…"
-    secrets = {s for s in (parts.username, parts.password, parts.query, parts.fragment) if s}
-    if parts.path.strip("/"):
-        secrets.add(parts.path)
-        secrets.update(p for p in parts.path.split("/") if len(p) >= _MIN_SECRET)
-    if url != rest or parts.username:
-        secrets.add(url)
-    resolved = _headers(headers or {}, display)
-    secrets.update(v for v in resolved.values() if len(v) >= _MIN_SECRET)
-    return Target(kind, url, display, resolved, tuple(s for s in secrets if s))
+    if parts.path.strip("/") or parts.query or parts.fragment or parts.username:
+        display += f"/{MASK}"
+        _remember_url_parts(url)
+    return Target(kind, url, display, _headers(headers or {}, display))
+
+
+def _remember_url_parts(url: str) -> None:
+    """Register what of a target URL is secret: a webhook's path and query carry its token."""
+    parts = urlsplit(url)
+    remember_url(url)
+    remember(url, parts.query, parts.fragment, parts.password or "")
+    path = parts.path.strip("/")
+    if path:
+        remember(parts.path, path, unquote(path))
+        # Segments alone too (a server may echo just the token), but only those
+        # that look like keys: masking "services" or "hooks" everywhere would
+        # hide ordinary words in every message of the run.
+        remember(*(s for s in path.split("/") if any(c.isdigit() for c in s) or len(s) >= 16))
 
 
 def _shown(text: str) -> str:
@@ -124,29 +127,21 @@ def _shown(text: str) -> str:
     kind, plus, rest = text.strip().partition("+")
     if not plus:
         rest, kind = kind, ""
-    parts = urlsplit(rest)
-    if parts.scheme and parts.hostname:
-        shown = f"{parts.scheme}://{parts.hostname}/…"
-    elif rest.startswith("env:"):
+    where = origin(rest)
+    if where:
+        shown = f"{where}/{MASK}"
+    elif rest.startswith(ENV_PREFIX):
         shown = rest
     else:
-        shown = "…" if rest else ""
+        shown = MASK if rest else ""
     return f"{kind}+{shown}" if plus else shown
 
 
 def _headers(headers: Mapping[str, str], display: str) -> dict[str, str]:
     resolved = {}
     for name, value in headers.items():
-        if value.startswith("env:"):
-            variable = value.removeprefix("env:")
-            env = os.environ.get(variable)
-            if env is None:
-                raise ConfigError(
-                    f"livecluster_alert_headers: header {name!r} for {display} comes from "
-                    f"the environment variable {variable}, which is not set"
-                )
-            value = env
-        resolved[name] = value
+        what = f"livecluster_alert_headers: header {name!r} for {display}"
+        resolved[name] = header_value(name, value, what=what)
     return resolved
 
 
@@ -188,8 +183,12 @@ def webhook_body(alerts: Sequence[Alert], *, cluster: str, link: str | None) -> 
 
 
 def slack_text(alerts: Sequence[Alert], *, cluster: str, link: str | None) -> str:
-    """A short summary in Slack's mrkdwn, one line per alert."""
-    where = f" on *{cluster}*" if cluster else ""
+    """A short summary in Slack's mrkdwn, one line per alert.
+
+    Test ids and summaries come from test code and cluster logs, so they are
+    escaped: a ``<!channel>`` or ``<http://x|y>`` in them stays text.
+    """
+    where = f" on *{slack(cluster)}*" if cluster else ""
     firing = sum(a.status == "firing" for a in alerts)
     resolved = len(alerts) - firing
     counts = ", ".join(
@@ -197,12 +196,13 @@ def slack_text(alerts: Sequence[Alert], *, cluster: str, link: str | None) -> st
     )
     lines = [f"pytest-livecluster{where}: {counts}"]
     for a in alerts:
-        summary = a.annotations.get("summary", "")
+        name = slack(a.name)
+        summary = slack(a.annotations.get("summary", ""))
         if a.status == "firing":
-            lines.append(f":red_circle: FIRING `{a.name}`" + (f": {summary}" if summary else ""))
+            lines.append(f":red_circle: FIRING `{name}`" + (f": {summary}" if summary else ""))
         else:
             lines.append(
-                f":large_green_circle: RESOLVED `{a.name}`"
+                f":large_green_circle: RESOLVED `{name}`"
                 + (f" (was: {summary})" if summary else "")
             )
     if link:

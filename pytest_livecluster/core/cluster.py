@@ -1,30 +1,31 @@
-"""``Cluster``: what a live test sees.
+"""``Cluster``: what a live test sees, whatever the cluster's methodology (layer: core).
 
-The ``cluster`` fixture is one of these: the live state with reading helpers,
-the health of every source, the journal, a cursor on the shards that arrived
-during the current test, and ``eventually``/``consistently``. Paths a check
-reads through :meth:`Cluster.get` are remembered, so a failure can show how
+The ``cluster`` fixture is one of these (or a subclass a methodology adds
+views to, see :mod:`pytest_livecluster.methodology`): the live state with
+reading helpers, the health of every source, the journal, a cursor on the
+shards that arrived during the current test, and ``eventually``/
+``consistently``. Paths a check reads through :meth:`Cluster.get` (or a
+subclass's :meth:`Cluster._watch`) are remembered, so a failure can show how
 exactly that part of the state changed and which shards touched it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import tenacity
 from deepdiff import DeepDiff
 
-from ..methodology.views import Counts, ErrorGroup, IntentView, Methodology, Views
-from ..plugin.config import TestTiming
+from .. import _escape
 from . import jsonutil
 from .collector import Collector
 from .paths import format_path
 from .source import SourceHealth
 from .state import JournalEntry, State, StateStats
-from .waiting import Check, consistently, eventually, eventually_attempts
+from .waiting import Check, TestTiming, consistently, eventually, eventually_attempts
 
 __all__ = ["Cluster", "Cursor"]
 
@@ -81,11 +82,9 @@ class Cluster:
         state: State,
         collector: Collector | None,
         timing: TestTiming,
-        methodology: Methodology | None = None,
     ) -> None:
         self.state = state
         self.collector = collector
-        self.views = Views(state, methodology, self._origin_labels)
         self._default_timing = timing
         self._test: _TestContext | None = None
         self._watched: list[tuple[Hashable, ...]] | None = None
@@ -129,45 +128,20 @@ class Cluster:
         """The health of every source followed."""
         return self.collector.health() if self.collector is not None else []
 
-    def _origin_labels(self) -> dict[str, dict[str, str]]:
+    def origin_labels(self) -> dict[str, dict[str, str]]:
+        """Labels of where lines come from (Docker containers), by envelope source."""
         return self.collector.origin_labels() if self.collector is not None else {}
 
-    # -- the methodology (see views.py) -------------------------------------------
+    def host_of(self, origin: str) -> str:
+        """The host behind an envelope source (``web-1`` for ``docker:web-1``)."""
+        return self.collector.host_of(origin) if self.collector is not None else origin
 
-    def intent(self, iid: str) -> IntentView | None:
-        """The intent ``iid``: host, module, who answered, its phase and since when."""
-        self._watch(("intents", iid))
-        return self.views.intent(iid)
-
-    def intents(self) -> list[IntentView]:
-        self._watch(("intents",))
-        return self.views.intents()
-
-    def hellos(self) -> dict[str, list[str]]:
-        """Hosts that said hello, by role."""
-        return self.views.hellos()
-
-    def missing_hellos(self, expected: Iterable[str]) -> list[str]:
-        return self.views.missing_hellos(expected)
-
-    def stale(self, older_than: float) -> list[IntentView]:
-        return self.views.stale(older_than)
-
-    def module_updated(self, iid: str) -> bool:
-        self._watch(("intents", iid))
-        return self.views.module_updated(iid)
-
-    def scraping_started(self, iid: str) -> bool:
-        self._watch(("intents", iid))
-        return self.views.scraping_started(iid)
-
-    def counts(self) -> Counts:
-        return self.views.counts()
-
-    def errors(self) -> list[ErrorGroup]:
-        return self.views.errors()
+    def endpoints(self) -> dict[str, str]:
+        """Services the sources know the address of (the simulated orchestrator's API)."""
+        return self.collector.endpoints() if self.collector is not None else {}
 
     def _watch(self, path: tuple[Hashable, ...]) -> None:
+        """Remember that a check read ``path``, for the failure's diff and shards."""
         if self._watched is not None and path not in self._watched:
             self._watched.append(path)
 
@@ -313,7 +287,8 @@ def describe_entry(entry: JournalEntry) -> str:
     text = entry.raw.decode("utf-8", "replace")
     if len(text) > MAX_SHARD_CHARS:
         text = text[:MAX_SHARD_CHARS] + "..."
-    return f"#{entry.seq} {when}Z {entry.envelope.source} {entry.envelope.stream}: {text}"
+    line = f"#{entry.seq} {when}Z {entry.envelope.source} {entry.envelope.stream}: {text}"
+    return _escape.terminal(line, one_line=True)
 
 
 def _at(tree: Any, path: tuple[Hashable, ...]) -> Any:

@@ -1,18 +1,23 @@
 """Runs sources, each in a thread of its own, into one state.
 
-The collector is the only writer of the state it feeds. A source that fails is
-kept as a :class:`SourceFailure` the user sees, never a silently dead thread.
-:meth:`Collector.close` asks every source to stop and joins its thread.
+The collector is the only writer of the state it feeds, and the only runner
+of sources: a source that starts more sources (the simulated cluster's
+processes) hands them to its feed's ``follow``, and the collector runs them
+too. A source that fails is kept as a :class:`SourceFailure` the user sees,
+never a silently dead thread. :meth:`Collector.close` asks every source to
+stop and joins its thread.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .._retry import Deadline, wait_until
 from ..exceptions import SourceError
 from .ingest import Envelope
 from .source import Source, SourceHealth, SourceState
@@ -21,6 +26,9 @@ from .state import State
 __all__ = ["Collector", "SourceFailure"]
 
 LineHook = Callable[[bytes, Envelope, bool], object]
+
+# How often a wait re-reads the sources' health (it is cheap, and nothing signals it).
+_POLL = 0.02
 
 
 @dataclass(frozen=True)
@@ -49,11 +57,13 @@ class Collector:
         self.sources = list(sources)
         self._on_line = on_line
         self._threads: list[threading.Thread] = []
+        self._children: list[tuple[Source, Source, threading.Thread]] = []
         self._failures: list[SourceFailure] = []
         self._lock = threading.Lock()
         self._activity = threading.Condition(self._lock)
         self._lines = 0
         self._started = False
+        self._closing = False
 
     # -- life cycle ------------------------------------------------------------
 
@@ -62,21 +72,24 @@ class Collector:
             raise RuntimeError("the collector is already started")
         self._started = True
         for source in self.sources:
-            thread = threading.Thread(
-                target=self._run, args=(source,), name=f"livecluster {source.id}", daemon=True
-            )
-            self._threads.append(thread)
-            thread.start()
+            self._threads.append(self._thread(source, None))
         return self
 
     def close(self, timeout: float = 2.0) -> list[str]:
         """Stop every source and join its thread; return the ids of any that did not end."""
+        with self._lock:
+            self._closing = True
+            children = list(self._children)
         for source in self.sources:
             source.close()
-        deadline = time.monotonic() + timeout
+        for _, child, _ in children:
+            child.close()
+        deadline = Deadline(timeout)
         stuck = []
-        for source, thread in zip(self.sources, self._threads, strict=True):
-            thread.join(max(0.0, deadline - time.monotonic()))
+        running = [(s, t) for s, t in zip(self.sources, self._threads, strict=True)]
+        running += [(child, thread) for _, child, thread in children]
+        for source, thread in running:
+            thread.join(deadline.remaining())
             if thread.is_alive():
                 stuck.append(source.id)
         return stuck
@@ -87,42 +100,51 @@ class Collector:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _run(self, source: Source) -> None:
-        emit = self._emitter(source.health)
+    def _thread(self, source: Source, parent: Source | None) -> threading.Thread:
+        thread = threading.Thread(
+            target=self._run,
+            args=(source, parent),
+            name=f"livecluster {source.id}",
+            daemon=True,
+        )
+        thread.start()
+        return thread
+
+    def _follow(self, parent: Source, child: Source) -> threading.Thread:
+        with self._lock:
+            closing = self._closing
+        if closing:
+            child.close()
+        thread = self._thread(child, parent)
+        with self._lock:
+            self._children.append((parent, child, thread))
+        return thread
+
+    def _run(self, source: Source, parent: Source | None) -> None:
+        feed = _Feed(self, source)
         try:
-            source.run(emit)
+            source.run(feed)
         except SourceError as exc:
-            self._fail(source, str(exc), "")
+            self._fail(source, parent, str(exc), "")
         except Exception as exc:  # a bug in a source must still reach the user
             detail = "".join(traceback.format_exception(exc))
-            self._fail(source, f"{type(exc).__name__}: {exc}", detail)
+            self._fail(source, parent, f"{type(exc).__name__}: {exc}", detail)
         finally:
             with self._lock:
                 self._activity.notify_all()
 
-    def _fail(self, source: Source, message: str, detail: str) -> None:
+    def _fail(self, source: Source, parent: Source | None, message: str, detail: str) -> None:
         source.health.state = SourceState.FAILED
         source.health.error(message)
+        owner = source
+        if parent is not None:
+            # A followed source fails its parent: the parent stops, and says why.
+            owner = parent
+            message = f"{parent.id}: following {source.id} failed: {message}"
+            parent.health.error(message)
+            parent.close()
         with self._lock:
-            self._failures.append(SourceFailure(source.id, message, detail))
-
-    def _emitter(self, health: SourceHealth) -> Callable[[bytes, Envelope], None]:
-        ingest = self.state.ingest
-        hook = self._on_line
-        lock = self._lock
-        activity = self._activity
-
-        def emit(raw: bytes, envelope: Envelope) -> None:
-            accepted = ingest(raw, envelope)
-            if not accepted:
-                health.rejected += 1
-            if hook is not None:
-                hook(raw, envelope, accepted)
-            with lock:
-                self._lines += 1
-                activity.notify_all()
-
-        return emit
+            self._failures.append(SourceFailure(owner.id, message, detail))
 
     # -- reading ---------------------------------------------------------------
 
@@ -147,6 +169,14 @@ class Collector:
             found.update((origin, dict(labels)) for origin, labels in source.labels().items())
         return found
 
+    def host_of(self, origin: str) -> str:
+        """The host behind an envelope source, as the source that made it says."""
+        for source in self.sources:
+            host = source.host_of(origin)
+            if host is not None:
+                return host
+        return origin
+
     def endpoints(self) -> dict[str, str]:
         """Every service address the sources know (see :meth:`Source.endpoints`)."""
         found: dict[str, str] = {}
@@ -155,6 +185,7 @@ class Collector:
         return found
 
     def health(self) -> list[SourceHealth]:
+        """Each source's health as of now (a parent's includes what it follows)."""
         return [source.health for source in self.sources]
 
     @property
@@ -165,14 +196,17 @@ class Collector:
 
     @property
     def running(self) -> bool:
-        return any(thread.is_alive() for thread in self._threads)
+        return any(thread.is_alive() for thread in self._all_threads())
+
+    def _all_threads(self) -> list[threading.Thread]:
+        with self._lock:
+            return [*self._threads, *(thread for _, _, thread in self._children)]
 
     def wait_finished(self, timeout: float | None = None) -> bool:
         """Wait until every source's thread has ended; return whether they all did."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            thread.join(remaining)
+        deadline = Deadline(math.inf if timeout is None else timeout)
+        for thread in self._all_threads():
+            thread.join(None if timeout is None else deadline.remaining())
         return not self.running
 
     def wait_caught_up(self, quiet: float, timeout: float | None = None) -> list[str]:
@@ -183,14 +217,12 @@ class Collector:
         it has read what was there when it attached; the others once they have
         been silent for ``quiet`` seconds.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            behind = [s.id for s in self.sources if not s.caught_up(quiet)]
-            if not behind or not self.running:
-                return behind if self.running else []
-            if deadline is not None and time.monotonic() >= deadline:
-                return behind
-            time.sleep(0.02)
+
+        def behind() -> list[str]:
+            return [s.id for s in self.sources if not s.caught_up(quiet)] if self.running else []
+
+        wait_until(lambda: not behind(), timeout=_forever(timeout), interval=_POLL)
+        return behind()
 
     def wait_idle(self, quiet: float, timeout: float | None = None) -> bool:
         """Wait until no line has arrived for ``quiet`` seconds, or every source ended.
@@ -198,20 +230,56 @@ class Collector:
         Quiet is counted only once no source is still starting, so a slow start
         is not taken for an idle cluster. Returns ``False`` if ``timeout`` passed first.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.running and any(h.state is SourceState.STARTING for h in self.health()):
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
+        deadline = Deadline(_forever(timeout))
+        started = wait_until(
+            lambda: (
+                not self.running or not any(h.state is SourceState.STARTING for h in self.health())
+            ),
+            timeout=deadline.remaining(),
+            interval=_POLL,
+        )
+        if not started:
+            return False
         with self._lock:
             while True:
                 seen = self._lines
                 now = time.monotonic()
-                wait = quiet if deadline is None else min(quiet, deadline - now)
+                wait = min(quiet, deadline.remaining())
                 if wait <= 0:
                     return False
                 self._activity.wait(wait)
-                if not any(t.is_alive() for t in self._threads):
+                if not any(t.is_alive() for t in [*self._threads, *(c[2] for c in self._children)]):
                     return True
                 if self._lines == seen and time.monotonic() - now >= quiet:
                     return True
+
+
+def _forever(timeout: float | None) -> float:
+    return math.inf if timeout is None else timeout
+
+
+class _Feed:
+    """What the collector hands a source's :meth:`~Source.run`: ingest, and ``follow``."""
+
+    __slots__ = ("_collector", "_health", "_hook", "_ingest", "_source")
+
+    def __init__(self, collector: Collector, source: Source) -> None:
+        self._collector = collector
+        self._source = source
+        self._health = source.health
+        self._ingest = collector.state.ingest
+        self._hook = collector._on_line
+
+    def __call__(self, raw: bytes, envelope: Envelope, /) -> None:
+        accepted = self._ingest(raw, envelope)
+        if not accepted:
+            self._health.rejected += 1
+        if self._hook is not None:
+            self._hook(raw, envelope, accepted)
+        collector = self._collector
+        with collector._lock:
+            collector._lines += 1
+            collector._activity.notify_all()
+
+    def follow(self, source: Source, /) -> threading.Thread:
+        return self._collector._follow(self._source, source)

@@ -12,7 +12,9 @@ included), and double quotes around a key that holds ``.``, ``*`` or ``"``
 
 Patterns compile into a lazily built deterministic automaton
 (:class:`PatternSet`), so walking a shard costs one dict lookup per key
-whatever the number of patterns.
+whatever the number of patterns. The automaton is in :mod:`._paths`, which the
+build compiles; the pattern language stays here, in Python, so that its
+public names keep their signatures and docstrings (mypyc drops both).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from ..exceptions import PatternError
+from . import _native  # noqa: F401  (chooses the engine's build before its first import)
+from ._paths import GLOBSTAR, STAR, MatchNode, PatternSet, Segment, Wild, find
 
 __all__ = [
     "GLOBSTAR",
@@ -31,25 +34,11 @@ __all__ = [
     "MatchNode",
     "Pattern",
     "PatternSet",
+    "Segment",
+    "Wild",
     "format_path",
     "parse_pattern",
 ]
-
-
-class Wild(Enum):
-    """The two wildcard segments."""
-
-    STAR = "*"
-    GLOBSTAR = "**"
-
-    def __repr__(self) -> str:
-        return self.value
-
-
-STAR = Wild.STAR
-GLOBSTAR = Wild.GLOBSTAR
-
-Segment = str | Wild
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,23 +66,7 @@ class Pattern:
         The values are the tree's own objects, not copies.
         """
         root = _single(self).root
-        if root is not None:
-            yield from _find(root, tree, ())
-
-
-def _find(
-    node: MatchNode, tree: Any, prefix: tuple[Hashable, ...]
-) -> Iterator[tuple[tuple[Hashable, ...], Any]]:
-    if not isinstance(tree, dict):
-        return
-    for key, value in tree.items():
-        child = node.lits.get(key, node.wild)
-        if child is None:
-            continue
-        path = (*prefix, key)
-        if child.accepts:
-            yield path, value
-        yield from _find(child, value, path)
+        return iter(()) if root is None else find(root, tree, ())
 
 
 @functools.lru_cache(maxsize=1024)
@@ -175,94 +148,3 @@ def format_path(path: Iterable[Hashable]) -> str:
             text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
         parts.append(text)
     return ".".join(parts)
-
-
-class MatchNode:
-    """One state of a compiled :class:`PatternSet`.
-
-    ``lits`` maps the literal keys some pattern names here to the next state;
-    every other key goes to ``wild``. ``None`` means no pattern can match below.
-    ``accepts`` holds the payloads of the patterns that end exactly here.
-    """
-
-    __slots__ = ("accepts", "lits", "wild")
-
-    def __init__(self) -> None:
-        self.lits: dict[Hashable, MatchNode | None] = {}
-        self.wild: MatchNode | None = None
-        self.accepts: tuple[Any, ...] = ()
-
-    def step(self, key: Hashable) -> MatchNode | None:
-        return self.lits.get(key, self.wild)
-
-
-_NState = tuple[int, int]  # (pattern index, position in its segments)
-
-
-class PatternSet:
-    """Patterns with payloads, compiled into a deterministic automaton.
-
-    ``root`` is ``None`` when there are no patterns. Walking a path costs one
-    dict lookup per key: ``node = node.lits.get(key, node.wild)``.
-    """
-
-    def __init__(
-        self, items: Iterable[tuple[Pattern, Any]], node_type: type[MatchNode] = MatchNode
-    ) -> None:
-        self._items = [(p.segments, payload) for p, payload in items]
-        self._node_type = node_type
-        self._memo: dict[frozenset[_NState], MatchNode] = {}
-        start = self._closure({(i, 0) for i in range(len(self._items))})
-        self.root: MatchNode | None = self._node(start) if start else None
-
-    @property
-    def nodes(self) -> list[MatchNode]:
-        """Every state of the automaton."""
-        return list(self._memo.values())
-
-    def _closure(self, states: set[_NState]) -> frozenset[_NState]:
-        todo = list(states)
-        seen = set(states)
-        while todo:
-            i, p = todo.pop()
-            segs = self._items[i][0]
-            if p < len(segs) and segs[p] is GLOBSTAR and (i, p + 1) not in seen:
-                seen.add((i, p + 1))
-                todo.append((i, p + 1))
-        return frozenset(seen)
-
-    def _step(self, states: frozenset[_NState], key: object) -> frozenset[_NState]:
-        out: set[_NState] = set()
-        for i, p in states:
-            segs = self._items[i][0]
-            if p == len(segs):
-                continue
-            seg = segs[p]
-            if seg is GLOBSTAR:
-                out.add((i, p))
-            elif seg is STAR or seg == key:
-                out.add((i, p + 1))
-        return self._closure(out)
-
-    def _node(self, states: frozenset[_NState]) -> MatchNode:
-        node = self._memo.get(states)
-        if node is not None:
-            return node
-        node = self._memo[states] = self._node_type()
-        node.accepts = tuple(
-            self._items[i][1] for i, p in sorted(states) if p == len(self._items[i][0])
-        )
-        other = self._step(states, _OTHER)
-        node.wild = self._node(other) if other else None
-        literals = {
-            seg
-            for i, p in states
-            if p < len(self._items[i][0]) and isinstance(seg := self._items[i][0][p], str)
-        }
-        for lit in literals:
-            nxt = self._step(states, lit)
-            node.lits[lit] = self._node(nxt) if nxt else None
-        return node
-
-
-_OTHER = object()  # a key equal to no literal

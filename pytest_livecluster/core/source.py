@@ -28,14 +28,49 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .ingest import Envelope
 
-__all__ = ["Emit", "Source", "SourceHealth", "SourceOptions", "SourceState"]
+__all__ = [
+    "Emit",
+    "Feed",
+    "Followed",
+    "Source",
+    "SourceHealth",
+    "SourceOptions",
+    "SourceState",
+]
 
 Emit = Callable[[bytes, Envelope], object]
 """Takes one raw line (without its newline) and where it came from."""
+
+
+class Followed(Protocol):
+    """A source started with :meth:`Feed.follow`."""
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait (up to ``timeout`` seconds) until its :meth:`Source.run` has returned."""
+
+    def is_alive(self) -> bool:
+        """Whether its :meth:`Source.run` is still going."""
+
+
+class Feed(Protocol):
+    """What :meth:`Source.run` gets: call it with each line.
+
+    A source that finds more sources to follow (the simulated cluster starts
+    processes that each serve ``/logs``) hands each to :meth:`follow`; the
+    collector runs it in a thread of its own into the same state, counts its
+    failures under the parent and closes it with the parent. No source runs
+    another source's thread itself.
+    """
+
+    def __call__(self, raw: bytes, envelope: Envelope, /) -> object:
+        """Take one raw line (without its newline) and where it came from."""
+
+    def follow(self, source: Source, /) -> Followed:
+        """Run ``source`` beside the one this feed belongs to."""
 
 
 class SourceState(enum.StrEnum):
@@ -88,7 +123,7 @@ class SourceHealth:
     def as_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
-            "state": self.state,
+            "state": str(self.state),
             "attached": self.attached,
             "lines": self.lines,
             "bytes": self.bytes,
@@ -125,12 +160,15 @@ class Source(abc.ABC):
 
     def __init__(self, source_id: str) -> None:
         self.id = source_id
-        self.health = SourceHealth(source_id)
+        self._health = SourceHealth(source_id)
         self._closed = threading.Event()
 
     @abc.abstractmethod
-    def run(self, emit: Emit) -> None:
+    def run(self, emit: Feed) -> None:
         """Follow the source, calling ``emit`` for each line, until done or closed.
+
+        A source that only reads lines may take any :data:`Emit`; one that
+        starts more sources hands them to ``emit.follow``.
 
         Raises :class:`~pytest_livecluster.exceptions.SourceError` when the
         source fails for good.
@@ -165,6 +203,14 @@ class Source(abc.ABC):
         """Labels of where lines come from, keyed by the envelope source (none by default)."""
         return {}
 
+    def host_of(self, origin: str) -> str | None:
+        """The host behind an envelope source this source made, or None if not its own.
+
+        A Docker source's lines carry ``docker:CONTAINER``; their host is the
+        container. The default knows no host: the envelope source stands for it.
+        """
+        return None
+
     def endpoints(self) -> Mapping[str, str]:
         """Services this source knows the address of, by name (none by default).
 
@@ -173,6 +219,15 @@ class Source(abc.ABC):
         which kind of source started it.
         """
         return {}
+
+    @property
+    def health(self) -> SourceHealth:
+        """What the source has done so far, as of now (see :meth:`current_health`)."""
+        return self.current_health()
+
+    def current_health(self) -> SourceHealth:
+        """The health record; a source that sums its followers' health refreshes it here."""
+        return self._health
 
     def close(self) -> None:
         """Ask :meth:`run` to return soon. Safe from any thread; idempotent."""

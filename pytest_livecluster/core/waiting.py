@@ -24,6 +24,7 @@ from typing import Any
 
 import tenacity
 
+from ..exceptions import ConsistentlyFailed, EventuallyFailed, Failure
 from .state import State
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "ConsistentlyFailed",
     "EventuallyFailed",
     "Failure",
+    "TestTiming",
     "consistently",
     "eventually",
     "eventually_attempts",
@@ -44,30 +46,14 @@ Explain = Callable[[], str]
 
 
 @dataclass(frozen=True)
-class Failure:
-    """One check that did not pass: when (seconds after the start) and why."""
+class TestTiming:
+    """The waiting defaults of one test (a marker may change them)."""
 
-    at: float
-    message: str
+    __test__ = False  # not a test class, whatever pytest's name rules say
 
-
-class EventuallyFailed(AssertionError):
-    """``eventually`` ran out of time."""
-
-    def __init__(self, message: str, *, checks: int, first: Failure | None, last: Failure | None):
-        super().__init__(message)
-        self.checks = checks
-        self.first = first
-        self.last = last
-
-
-class ConsistentlyFailed(AssertionError):
-    """A check that had to hold for a window stopped holding."""
-
-    def __init__(self, message: str, *, at: float, version: int):
-        super().__init__(message)
-        self.at = at
-        self.version = version
+    timeout: float
+    window: float
+    tick: float
 
 
 def describe(check: Check | None) -> str:
@@ -243,7 +229,7 @@ def consistently(
             extra = explain(good, version) if explain is not None else ""
             if extra:
                 lines += ["", extra]
-            raise ConsistentlyFailed("\n".join(lines), at=elapsed, version=version)
+            raise ConsistentlyFailed("\n".join(lines), at=elapsed, version=version, cause=reason)
         good = version
         if elapsed >= window:
             return

@@ -9,23 +9,27 @@
 
 Every error (a refused request, an unreachable orchestrator) raises
 :class:`~.errors.SimError` with the orchestrator's message. A refused
-connection is retried for ``retry_for`` seconds, since the orchestrator may be
+connection is retried for ``retry_for`` seconds (with the waits of
+:func:`pytest_livecluster._retry.retrying`), since the orchestrator may be
 restarting (``crash_restart``).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import httpx
 
+from .._retry import retrying
 from ..exceptions import SimError
 
 __all__ = ["OrchestratorClient"]
 
 Json = dict[str, Any]
+
+_FIRST_WAIT: Final = 0.05
+_MAX_WAIT: Final = 0.5
 
 
 class OrchestratorClient:
@@ -104,14 +108,16 @@ class OrchestratorClient:
         raise SimError(f"{method} {path} failed with {response.status_code}: {error}")
 
     def _send(self, method: str, path: str, body: Json | None) -> httpx.Response:
-        deadline = time.monotonic() + self.retry_for
-        while True:
-            try:
-                return self._http.request(method, path, json=body)
-            except httpx.ConnectError as exc:
-                # Nothing was sent yet, so even a POST is safe to repeat.
-                if time.monotonic() >= deadline:
-                    raise SimError(f"cannot reach the orchestrator at {self.url}: {exc}") from None
-                time.sleep(0.05)
-            except httpx.HTTPError as exc:
-                raise SimError(f"{method} {path} to {self.url} failed: {exc}") from None
+        # Only a refused connection: nothing was sent yet, so even a POST is safe to repeat.
+        retry = retrying(
+            first_wait=_FIRST_WAIT,
+            max_wait=_MAX_WAIT,
+            budget=self.retry_for,
+            retry_if=lambda exc: isinstance(exc, httpx.ConnectError),
+        )
+        try:
+            return retry(self._http.request, method, path, json=body)
+        except httpx.ConnectError as exc:
+            raise SimError(f"cannot reach the orchestrator at {self.url}: {exc}") from None
+        except httpx.HTTPError as exc:
+            raise SimError(f"{method} {path} to {self.url} failed: {exc}") from None

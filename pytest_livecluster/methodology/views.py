@@ -4,7 +4,7 @@ Blades say hello under their own host key, the orchestrator writes intents,
 blades answer under ``intents.<id>.resolution.<host>``, scrapers count per
 domain under ``item_scraped.<domain>``, spotters add their own host key when
 they receive items, and errors sit under ``errors``. :class:`Methodology`
-holds the key names and the host roles (defaults as above, configurable);
+(:mod:`.schema`) holds the key names and the host roles (configurable);
 :class:`Views` answers the questions live tests ask: who said hello, what
 phase an intent is in and since when, whether a module update landed, the
 counts with their loss, and the errors grouped.
@@ -15,28 +15,23 @@ Views only read the state and the journal. The monitor reports; it never acts.
 from __future__ import annotations
 
 import enum
-import fnmatch
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from ..core.state import Rejected, State
-from ..plugin.report import Section
+from .schema import ROLE_LABEL, Methodology
 
 __all__ = [
-    "FIELDS",
     "Counts",
     "ErrorGroup",
     "IntentView",
-    "Methodology",
     "Phase",
     "Views",
-    "report_sections",
+    "traceback_groups",
 ]
-
-FIELDS = ("tries", "time_spent", "item_collected", "item_sent_tries", "item_sent", "errors")
 
 
 class Phase(enum.Enum):
@@ -51,40 +46,6 @@ class Phase(enum.Enum):
 
 
 ORDER = {Phase.NO_ANSWER: 0, Phase.SCRAPER_STARTED: 1, Phase.SPOTTER_RECEIVING: 2}
-
-
-@dataclass(frozen=True)
-class Methodology:
-    """Key names and host roles; every field has the seed's default."""
-
-    roles: Mapping[str, Sequence[str]] = field(
-        default_factory=lambda: {
-            "scraper": ("scraper*",),
-            "spotter": ("spotter*",),
-            "orchestrator": ("orchestrator*",),
-        }
-    )
-    hello_key: str = "msg"
-    hello_value: str = "Hello World"
-    intents_key: str = "intents"
-    resolution_key: str = "resolution"
-    scraped_key: str = "item_scraped"
-    received_key: str = "received"
-    errors_key: str = "errors"
-    module_key: str = "module"
-    fields: tuple[str, ...] = FIELDS
-
-    def role_of(self, host: str, labels: Mapping[str, str] | None = None) -> str | None:
-        """The role of ``host``: from its labels' ``livecluster.role`` if known, else patterns."""
-        if labels and labels.get("livecluster.role"):
-            return labels["livecluster.role"]
-        for role, patterns in self.roles.items():
-            if any(fnmatch.fnmatchcase(host, p) for p in patterns):
-                return role
-        return None
-
-    def is_blade(self, key: str) -> bool:
-        return key != self.intents_key and self.role_of(key) is not None
 
 
 @dataclass(frozen=True)
@@ -155,15 +116,14 @@ class ErrorGroup:
         return (self.host, self.type, self.domain or "")
 
 
-ROLE_LABEL = "livecluster.role"
-
-
 class Views:
     """Questions about the cluster, answered from a :class:`State`.
 
     ``origin_labels`` returns the labels of where lines come from (Docker
     containers, by envelope source): a host written by a container labelled
     ``livecluster.role`` takes that role, before any pattern is tried.
+    ``host_of`` names the host behind an envelope source (the container
+    ``web-1`` for ``docker:web-1``), for errors read from unstructured output.
     """
 
     def __init__(
@@ -171,10 +131,12 @@ class Views:
         state: State,
         methodology: Methodology | None = None,
         origin_labels: Callable[[], Mapping[str, Mapping[str, str]]] | None = None,
+        host_of: Callable[[str], str] | None = None,
     ) -> None:
         self.state = state
         self.m = methodology or Methodology()
         self._origin_labels = origin_labels
+        self._host_of = host_of or _same
         self._label_roles: tuple[int, dict[str, str]] = (-1, {})
 
     def role_of(self, host: str) -> str | None:
@@ -410,7 +372,7 @@ class Views:
         groups: dict[tuple[str, str, str], ErrorGroup] = {}
         for group in self._structured_errors():
             groups[group.key()] = group
-        for group in traceback_groups(self.state.rejected()):
+        for group in traceback_groups(self.state.rejected(), self._host_of):
             old = groups.get(group.key())
             if old is None:
                 groups[group.key()] = group
@@ -483,20 +445,24 @@ _TB_LAST = re.compile(
 )
 
 
-def traceback_groups(rejected: Sequence[Rejected]) -> list[ErrorGroup]:
+def traceback_groups(
+    rejected: Sequence[Rejected], host_of: Callable[[str], str] | None = None
+) -> list[ErrorGroup]:
     """Unstructured stderr output, a multi-line traceback counted as one error.
 
     Lines of one source's stderr are read in order: a traceback runs from its
     ``Traceback (most recent call last):`` line to the exception line; any
-    other stderr line is an error of type ``stderr`` on its own.
+    other stderr line is an error of type ``stderr`` on its own. ``host_of``
+    names the host behind an envelope source (by default the source itself).
     """
+    host_of = host_of or _same
     groups: dict[tuple[str, str, str], ErrorGroup] = {}
     open_tb: dict[str, list[Rejected]] = {}
     for item in rejected:
         if item.envelope.stream != "stderr":
             continue
         source = item.envelope.source
-        host = source.split(":", 1)[1] if source.startswith("docker:") else source
+        host = host_of(source)
         text = item.text.rstrip()
         if _TB_START.match(text):
             open_tb[source] = [item]
@@ -513,8 +479,7 @@ def traceback_groups(rejected: Sequence[Rejected]) -> list[ErrorGroup]:
         if text:
             _group(groups, host, "stderr", item, text)
     for source, lines in open_tb.items():  # a traceback still being written
-        host = source.split(":", 1)[1] if source.startswith("docker:") else source
-        _group(groups, host, "traceback", lines[-1], "\n".join(r.text for r in lines))
+        _group(groups, host_of(source), "traceback", lines[-1], "\n".join(r.text for r in lines))
     return list(groups.values())
 
 
@@ -543,6 +508,10 @@ def _said_hello(state: State, host: str, m: Methodology) -> bool:
     )
 
 
+def _same(source: str) -> str:
+    return source
+
+
 def _number(value: Any) -> TypeGuard[int | float]:
     return (type(value) is int or type(value) is float) and value == value
 
@@ -550,10 +519,6 @@ def _number(value: Any) -> TypeGuard[int | float]:
 def _add(table: dict[str, dict[str, int | float]], key: str, name: str, value: int | float) -> None:
     row = table.setdefault(key, {})
     row[name] = row.get(name, 0) + value
-
-
-def _fmt(value: int | float) -> str:
-    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
 
 
 def _natural(text: str) -> list[Any]:
@@ -566,78 +531,3 @@ def _max(a: float | None, b: float | None) -> float | None:
 
 def _min(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else min(a, b)
-
-
-def report_sections(views: Views, *, stale_after: float) -> list[Section]:
-    """The methodology's part of the run report: blades, intents, counts, errors."""
-    sections: list[Section] = []
-    hellos = views.hellos()
-    if hellos:
-        lines = [f"{role}: {', '.join(hosts)}" for role, hosts in hellos.items()]
-        sections.append(Section("blades that said hello", lines, hellos))
-    intents = views.intents()
-    scrapes = [v for v in intents if v.kind != "update"]
-    updates = [v for v in intents if v.kind == "update"]
-    if intents:
-        phases: dict[Phase, list[str]] = {phase: [] for phase in Phase}
-        for view in scrapes:
-            phases[view.phase].append(view.id)
-        stale = views.stale(stale_after)
-        lines = [f"{phase}: {len(ids)}" for phase, ids in phases.items()]
-        landed = [v.id for v in updates if views.module_updated(v.id)]
-        pending = [v.id for v in updates if v.id not in landed]
-        if updates:
-            lines.append(
-                f"module updates: {len(landed)} landed"
-                + (f", pending: {', '.join(pending)}" if pending else "")
-            )
-        if stale:
-            names = ", ".join(f"{v.id} ({v.phase}, host {v.host})" for v in stale[:20])
-            lines.append(f"stale (older than {stale_after:g} s, not receiving): {names}")
-        data: Any = {
-            "by_phase": {str(p): ids for p, ids in phases.items()},
-            "module_updates": {"landed": landed, "pending": pending},
-            "stale": [v.id for v in stale],
-        }
-        sections.append(Section("intents", lines, data))
-    counts = views.counts()
-    if counts.sent or counts.received:
-        lines = [
-            f"items sent {_fmt(counts.sent)}, received {_fmt(counts.received)}, "
-            f"lost {_fmt(counts.loss)} ({counts.loss_ratio:.1%})"
-        ]
-        lines += [
-            f"{scraper}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(row.items()))
-            for scraper, row in sorted(counts.by_scraper.items())
-        ]
-        data = {
-            "total": counts.total,
-            "by_scraper": counts.by_scraper,
-            "by_domain": counts.by_domain,
-            "received": counts.received,
-            "received_by_spotter": counts.received_by_spotter,
-            "loss": counts.loss,
-        }
-        sections.append(Section("counts", lines, data))
-    errors = views.errors()
-    if errors:
-        lines = [
-            f"{g.count} x {g.type} on {g.host}"
-            + (f" ({g.domain})" if g.domain else "")
-            + f": {g.sample.splitlines()[-1][:120] if g.sample else ''}"
-            for g in errors[:30]
-        ]
-        data = [
-            {
-                "host": g.host,
-                "type": g.type,
-                "domain": g.domain,
-                "count": g.count,
-                "first_seen": g.first_seen,
-                "last_seen": g.last_seen,
-                "sample": g.sample,
-            }
-            for g in errors
-        ]
-        sections.append(Section("errors", lines, data))
-    return sections

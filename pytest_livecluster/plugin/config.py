@@ -1,4 +1,4 @@
-"""Settings: each command-line flag paired with an ini key, resolved in one place.
+"""The plugin's settings: its options (see :mod:`.options`), resolved and validated once.
 
 Precedence, everywhere: a test's ``livecluster`` marker, then the command
 line, then the ini file, then the default. Every bad value raises
@@ -8,36 +8,25 @@ would be valid; the plugin turns it into ``pytest.UsageError``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from ..alerts import AlertSettings, parse_target
-from ..core.ingest import Limits
-from ..core.paths import parse_pattern
+from .._values import positive_int, positive_seconds, ttl_rule
 from ..exceptions import ConfigError
-from ..methodology.views import Methodology
-from ..sources import SourceOptions, split_specs
+from .options import GROUP, Option, option_name, raw_value
+from .options import add_options as _add_options
 
-__all__ = ["OPTIONS", "Option", "Settings", "TestTiming", "add_options", "resolve"]
+if TYPE_CHECKING:
+    from ..alerts import AlertSettings
+    from ..core.ingest import Limits
+    from ..core.source import SourceOptions
+    from ..core.waiting import TestTiming
 
-
-@dataclass(frozen=True)
-class Option:
-    """One setting: its flag (if any), its ini key, its type and its default."""
-
-    dest: str
-    ini: str
-    help: str
-    kind: str = "string"  # string, float, int, linelist
-    default: Any = None
-    flag: str | None = None
-    metavar: str | None = None
-    action: str = "store"
+__all__ = ["OPTIONS", "Settings", "add_options", "enabled", "resolve"]
 
 
 OPTIONS: Final = (
@@ -132,25 +121,6 @@ OPTIONS: Final = (
     Option("journal_size", "livecluster_journal_size", "lines kept in the journal", "int", 10_000),
     Option("name", "livecluster_name", "the cluster's name, in reports and alerts", "string", ""),
     Option(
-        "roles",
-        "livecluster_roles",
-        "host roles, one per line: ROLE = PATTERN[, PATTERN...] (fnmatch globs)",
-        "linelist",
-        (),
-    ),
-    Option(
-        "keys",
-        "livecluster_keys",
-        "the methodology's key names, one per line: NAME = KEY (e.g. hello_value = Hello World)",
-        "linelist",
-        (),
-    ),
-    Option(
-        "orchestrator_url",
-        "livecluster_orchestrator_url",
-        "the orchestrator's control API, for the orchestrator fixture (the sim provides its own)",
-    ),
-    Option(
         "alerts",
         "livecluster_alerts",
         "send alerts to TARGET: alertmanager+http://HOST:PORT, webhook+https://URL, "
@@ -215,18 +185,11 @@ OPTIONS: Final = (
         "float",
         None,
     ),
-    Option(
-        "stale_after",
-        "livecluster_stale_after",
-        "the report names intents older than this many seconds that are not receiving",
-        "float",
-        60.0,
-    ),
 )
 
 
 def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("livecluster", "live tests against a running cluster")
+    group = parser.getgroup(*GROUP)
     group.addoption(
         "--live-cluster",
         dest="livecluster_sources",
@@ -237,19 +200,7 @@ def add_options(parser: pytest.Parser) -> None:
         help="run live tests against these sources (without a value: the ini key "
         "livecluster_sources): docker:label=K=V, http://HOST:PORT/logs, file:PATH, sim",
     )
-    for opt in OPTIONS:
-        kind = "string" if opt.kind in ("float", "int") else opt.kind
-        default = opt.default if opt.kind != "linelist" else []
-        parser.addini(opt.ini, opt.help, type=kind, default=default)  # type: ignore[arg-type]
-        if opt.flag:
-            group.addoption(
-                opt.flag,
-                dest=f"livecluster_{opt.dest}",
-                action=opt.action,
-                default=None,
-                metavar=opt.metavar,
-                help=f"{opt.help} (ini: {opt.ini})",
-            )
+    _add_options(parser, OPTIONS)
     group.addoption(
         "--live-watch",
         dest="livecluster_watch",
@@ -265,15 +216,6 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="N",
         help="watch mode: stop after N rounds",
     )
-
-
-@dataclass(frozen=True)
-class TestTiming:
-    """The waiting defaults of one test (a marker may change them)."""
-
-    timeout: float
-    window: float
-    tick: float
 
 
 @dataclass(frozen=True)
@@ -293,9 +235,6 @@ class Settings:
     journal_size: int
     source_options: SourceOptions
     name: str
-    methodology: Methodology
-    stale_after: float
-    orchestrator_url: str | None
     alerting: AlertSettings | None = None
     watch: float | None = None
     watch_rounds: int | None = None
@@ -309,7 +248,7 @@ class Settings:
                 "valid: timeout, window, tick, severity"
             )
         values = {
-            k: _positive(f"livecluster marker {k}", v)
+            k: positive_seconds(f"livecluster marker {k}", v)
             for k, v in marker_kwargs.items()
             if k != "severity"
         }
@@ -318,60 +257,55 @@ class Settings:
         return replace(self.timing, **values)
 
 
-def _positive(name: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not (number > 0 and math.isfinite(number)):
-        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
-    return number
-
-
 def _severity(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or not value.strip().isprintable():
         raise ConfigError(f"{name} must be a word such as critical, warning or info, got {value!r}")
     return value.strip()
 
 
-def _int(name: str, value: Any) -> int:
-    try:
-        number = int(str(value))
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return number
+def enabled(config: pytest.Config) -> bool:
+    """Whether the run follows a cluster (``--live-cluster``); checks the flags that need it.
+
+    Cheap on purpose: a run without ``--live-cluster`` reads no other setting.
+    """
+    on = config.getoption("livecluster_sources") is not None
+    watching = config.getoption("livecluster_watch") is not None
+    if watching and not on:
+        raise ConfigError("--live-watch needs --live-cluster: watch mode re-runs the live tests")
+    if config.getoption("livecluster_watch_rounds") is not None and not watching:
+        raise ConfigError("--live-watch-rounds needs --live-watch=SECONDS")
+    return on
 
 
 def resolve(config: pytest.Config) -> Settings:
     """Read every setting (CLI over ini over default) and validate it."""
-    raw = {opt.dest: _raw(config, opt) for opt in OPTIONS}
+    from ..core.ingest import Limits
+    from ..core.paths import parse_pattern
+    from ..core.source import SourceOptions
+    from ..core.waiting import TestTiming
+    from ..sources.registry import split_specs
+
+    raw = {opt.dest: raw_value(config, opt) for opt in OPTIONS}
+    on = enabled(config)
     flag = config.getoption("livecluster_sources")
-    enabled = flag is not None
     text = flag if flag else (raw["sources"] or "")
     specs = tuple(split_specs(text))
-    if enabled and not specs:
+    if on and not specs:
         raise ConfigError(
             "--live-cluster needs sources: give them as --live-cluster=SPEC[,SPEC...] or in "
             "the ini key livecluster_sources (kinds: docker:label=KEY=VALUE, "
             "http://HOST:PORT/logs, file:PATH, sim)"
         )
-    watching = config.getoption("livecluster_watch") is not None
-    if watching and not enabled:
-        raise ConfigError("--live-watch needs --live-cluster: watch mode re-runs the live tests")
-    if config.getoption("livecluster_watch_rounds") is not None and not watching:
-        raise ConfigError("--live-watch-rounds needs --live-watch=SECONDS")
     counters = tuple(str(line).strip() for line in raw["counters"] if str(line).strip())
     for pattern in counters:
         parse_pattern(pattern)
     ttl = _ttl_lines(raw["ttl"])
 
     def positive(dest: str) -> float:
-        return _positive(_name(dest), raw[dest])
+        return positive_seconds(_name(dest), raw[dest])
 
     return Settings(
-        enabled=enabled,
+        enabled=on,
         specs=specs,
         timing=TestTiming(positive("timeout"), positive("window"), positive("tick")),
         settle=positive("settle"),
@@ -381,40 +315,39 @@ def resolve(config: pytest.Config) -> Settings:
         counters=counters,
         ttl=ttl,
         limits=Limits(
-            _int(_name("max_line_bytes"), raw["max_line_bytes"]),
-            _int(_name("max_depth"), raw["max_depth"]),
+            positive_int(_name("max_line_bytes"), raw["max_line_bytes"]),
+            positive_int(_name("max_depth"), raw["max_depth"]),
         ),
-        journal_size=_int(_name("journal_size"), raw["journal_size"]),
+        journal_size=positive_int(_name("journal_size"), raw["journal_size"]),
         source_options=SourceOptions(
             http_headers=_header_lines(raw["http_headers"]),
             http_ca=raw["http_ca"] or None,
             http_read_timeout=positive("http_read_timeout"),
-            max_line_bytes=_int(_name("max_line_bytes"), raw["max_line_bytes"]),
+            max_line_bytes=positive_int(_name("max_line_bytes"), raw["max_line_bytes"]),
         ),
         name=str(raw["name"] or ""),
-        methodology=_methodology(raw["roles"], raw["keys"]),
-        stale_after=positive("stale_after"),
-        orchestrator_url=raw["orchestrator_url"] or None,
-        alerting=_alerting(config, raw) if enabled else None,
-        watch=_optional_positive("--live-watch", config.getoption("livecluster_watch")),
+        alerting=_alerting(config, raw) if on else None,
+        watch=_optional_seconds("--live-watch", config.getoption("livecluster_watch")),
         watch_rounds=_optional_int(
             "--live-watch-rounds", config.getoption("livecluster_watch_rounds")
         ),
     )
 
 
-def _optional_positive(name: str, value: Any) -> float | None:
-    return None if value in (None, "") else _positive(name, value)
+def _optional_seconds(name: str, value: Any) -> float | None:
+    return None if value in (None, "") else positive_seconds(name, value)
 
 
 def _optional_int(name: str, value: Any) -> int | None:
-    return None if value in (None, "") else _int(name, value)
+    return None if value in (None, "") else positive_int(name, value)
 
 
 def _alerting(config: pytest.Config, raw: Mapping[str, Any]) -> AlertSettings | None:
     texts = [str(t).strip() for t in raw["alerts"] if str(t).strip()]
     if not texts:
         return None
+    from ..alerts import AlertSettings, parse_target  # alerting imports httpx: only when on
+
     headers = _header_lines(raw["alert_headers"], "livecluster_alert_headers")
     targets = tuple(parse_target(text, headers) for text in texts)
     ledger = raw["alert_ledger"]
@@ -424,92 +357,28 @@ def _alerting(config: pytest.Config, raw: Mapping[str, Any]) -> AlertSettings | 
         path = config.cache.mkdir("livecluster") / "alerts.json"
     else:
         path = None
-    expiry = _optional_positive(_name("alert_expiry"), raw["alert_expiry"])
-    watch = _optional_positive("--live-watch", config.getoption("livecluster_watch"))
+    expiry = _optional_seconds(_name("alert_expiry"), raw["alert_expiry"])
+    watch = _optional_seconds("--live-watch", config.getoption("livecluster_watch"))
     if expiry is None:
         expiry = max(4 * watch, 300.0) if watch else 24 * 3600.0
     return AlertSettings(
         targets=targets,
-        fire_after=_int(_name("alert_after"), raw["alert_after"]),
+        fire_after=positive_int(_name("alert_after"), raw["alert_after"]),
         severity=_severity(_name("alert_severity"), raw["alert_severity"]),
-        silent_after=_optional_positive(_name("alert_silent_after"), raw["alert_silent_after"]),
+        silent_after=_optional_seconds(_name("alert_silent_after"), raw["alert_silent_after"]),
         ledger=path,
-        budget=_positive(_name("alert_timeout"), raw["alert_timeout"]),
+        budget=positive_seconds(_name("alert_timeout"), raw["alert_timeout"]),
         expiry=expiry,
     )
 
 
 def _name(dest: str) -> str:
-    opt = next(o for o in OPTIONS if o.dest == dest)
-    return opt.flag or opt.ini
-
-
-def _raw(config: pytest.Config, opt: Option) -> Any:
-    if opt.flag:
-        value = config.getoption(f"livecluster_{opt.dest}")
-        if value is not None:
-            return value
-    value = config.getini(opt.ini)
-    if value in ("", None, []) and opt.kind != "linelist":
-        return opt.default
-    return value
+    return option_name(OPTIONS, dest)
 
 
 def _ttl_lines(lines: Any) -> dict[str, float]:
-    ttl: dict[str, float] = {}
-    for line in lines:
-        text = str(line).strip()
-        if not text:
-            continue
-        pattern, sep, seconds = text.rpartition("=")
-        if not sep or not pattern.strip():
-            raise ConfigError(f"livecluster_ttl: expected 'PATTERN = SECONDS', got {text!r}")
-        parse_pattern(pattern.strip())
-        ttl[pattern.strip()] = _positive(
-            f"livecluster_ttl for {pattern.strip()!r}", seconds.strip()
-        )
-    return ttl
-
-
-KEY_NAMES: Final = (
-    "hello_key",
-    "hello_value",
-    "intents_key",
-    "resolution_key",
-    "scraped_key",
-    "received_key",
-    "errors_key",
-    "module_key",
-)
-
-
-def _methodology(lines: Any, key_lines: Any = ()) -> Methodology:
-    keys: dict[str, str] = {}
-    for line in key_lines:
-        text = str(line).strip()
-        if not text:
-            continue
-        name, sep, value = text.partition("=")
-        if not sep or name.strip() not in KEY_NAMES or not value.strip():
-            raise ConfigError(
-                f"livecluster_keys: expected 'NAME = KEY' with NAME one of "
-                f"{', '.join(KEY_NAMES)}, got {text!r}"
-            )
-        keys[name.strip()] = value.strip()
-    roles: dict[str, tuple[str, ...]] = {}
-    for line in lines:
-        text = str(line).strip()
-        if not text:
-            continue
-        role, sep, patterns = text.partition("=")
-        globs = tuple(p.strip() for p in patterns.split(",") if p.strip())
-        if not sep or not role.strip() or not globs:
-            raise ConfigError(
-                f"livecluster_roles: expected 'ROLE = PATTERN[, PATTERN...]', got {text!r}"
-            )
-        roles[role.strip()] = globs
-    methodology = Methodology(roles=roles) if roles else Methodology()
-    return replace(methodology, **keys)  # type: ignore[arg-type]
+    rules = [ttl_rule("livecluster_ttl", str(line).strip()) for line in lines if str(line).strip()]
+    return dict(rules)
 
 
 def _header_lines(lines: Any, key: str = "livecluster_http_headers") -> dict[str, str]:

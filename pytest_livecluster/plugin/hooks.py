@@ -1,30 +1,38 @@
-"""pytest hooks, options, markers and fixtures; the logic lives in the other modules.
+"""The pytest entry point: hooks, options, markers and fixtures; the logic lives elsewhere.
 
 Everything that follows the cluster is in :class:`~pytest_livecluster.plugin.run.LiveRun`,
-registered only with ``--live-cluster``.
+registered only with ``--live-cluster``. pytest loads this module on every
+run, so it imports nothing heavy: without ``--live-cluster`` a run costs no
+more than reading the options.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from ..core.cluster import Cluster
-from ..exceptions import ConfigError
-from ..methodology.client import OrchestratorClient
 from . import hookspecs
-from .config import Settings, add_options, resolve
-from .run import SHARDS_PROPERTY, LiveRun, XdistController
-from .watch import Watch
+from .config import Settings, add_options, enabled, resolve
+
+if TYPE_CHECKING:
+    from ..core.cluster import Cluster
+    from .run import LiveRun  # noqa: F401  (named in a string below)
 
 SETTINGS = pytest.StashKey[Settings]()
-RUN = pytest.StashKey[LiveRun]()
+RUN = pytest.StashKey["LiveRun"]()
 SKIP_REASON = "needs --live-cluster"
+SHARDS_PROPERTY = "livecluster_shards"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
+    from ..methodology import plugin as methodology
+
+    # A plugin of the plugin, through the same hooks any project would use.
+    if not pluginmanager.is_registered(methodology):
+        pluginmanager.register(methodology, "livecluster-methodology")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,11 +48,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "livecluster(timeout=None, window=None, tick=None, severity=None): this test's "
         "waiting defaults, and the severity label of its alert",
     )
+    from ..exceptions import ConfigError
+
     try:
+        if not enabled(config):
+            return
         settings = resolve(config)
         config.stash[SETTINGS] = settings
-        if not settings.enabled:
-            return
+        from .run import LiveRun
+
         run = LiveRun(config, settings)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc
@@ -55,10 +67,14 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(
                 "--live-watch runs in one process: it cannot be combined with xdist (-n)"
             )
+        from .watch import Watch
+
         config.pluginmanager.register(
             Watch(run, settings.watch, settings.watch_rounds), "livecluster-watch"
         )
     if run.is_controller and config.pluginmanager.hasplugin("xdist"):
+        from .xdist import XdistController
+
         config.pluginmanager.register(XdistController(run), "livecluster-xdist")
 
 
@@ -73,17 +89,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Cluster:
-    """The live cluster: its merged state, waiting helpers and source health."""
+    """The live cluster: its merged state, waiting helpers, source health and the
+    methodology's views (see the README)."""
     run = request.config.stash.get(RUN, None)
     if run is None:
         pytest.skip(SKIP_REASON)
-    return run.ensure_started()
-
-
-@pytest.fixture(scope="session")
-def orchestrator(cluster: Cluster, request: pytest.FixtureRequest) -> OrchestratorClient:
-    """The orchestrator's client: set intents, update modules, switch faults (sim), list hosts."""
-    return request.config.stash[RUN].orchestrator()
+    started: Cluster = run.ensure_started()
+    return started
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,9 @@
-"""Hooks other plugins and conftest files may implement."""
+"""Hooks other plugins and conftest files may implement.
+
+The blades' methodology (:mod:`pytest_livecluster.methodology`) is itself a
+plugin of this plugin: it implements these hooks exactly as a project with
+another methodology would, from its ``conftest.py`` or its own plugin.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,26 @@ import pytest
 
 if TYPE_CHECKING:
     from ..core.cluster import Cluster
+    from ..core.collector import Collector
+    from ..core.state import State
+    from ..core.waiting import TestTiming
     from .report import Section
 
 
+@pytest.hookspec(firstresult=True)
+def pytest_livecluster_make_cluster(
+    config: pytest.Config, state: State, collector: Collector | None, timing: TestTiming
+) -> Cluster | None:
+    """Return the object the ``cluster`` fixture hands out: a :class:`Cluster` (sub)class.
+
+    The first implementation that returns one wins; a ``conftest.py`` is
+    asked before installed plugins, so a project can replace the
+    methodology's cluster with its own subclass. ``collector`` is ``None``
+    until the first live test starts following the cluster; it is set on the
+    returned object then.
+    """
+
+
 @pytest.hookspec
-def pytest_livecluster_report(cluster: Cluster) -> list[Section] | None:
+def pytest_livecluster_report(config: pytest.Config, cluster: Cluster) -> list[Section] | None:
     """Return sections to add to the run report (blades, intents, errors, ...)."""

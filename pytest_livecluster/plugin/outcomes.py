@@ -3,7 +3,9 @@
 A live test is one that uses the ``cluster`` fixture or carries the ``live``
 marker. Its reports are tagged where they are made (``report.livecluster``,
 which xdist carries to the controller), so the controller can tell them
-apart without the items. A test fails if any phase failed; a skipped test
+apart without the items. A waiting helper's failure leaves its reason (the
+last failure of the check, from the exception's fields, never parsed from
+its text) in the same tag. A test fails if any phase failed; a skipped test
 says nothing either way.
 """
 
@@ -16,12 +18,12 @@ from typing import Any
 import pytest
 
 from ..alerts import TestOutcome
+from ..exceptions import EventuallyFailed
 
 __all__ = ["LIVE_ATTR", "headline", "is_live", "outcomes", "tag_report"]
 
 LIVE_ATTR = "livecluster"
 _MODULE = re.compile(r"^(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*(?::|$))")
-_WAIT_FAILURE = re.compile(r"^(first|last) failure \(at [^)]*\): (.*)$")
 
 
 def is_live(item: pytest.Item) -> bool:
@@ -31,31 +33,34 @@ def is_live(item: pytest.Item) -> bool:
     )
 
 
-def tag_report(report: pytest.TestReport, item: pytest.Item) -> None:
-    """Mark ``report`` as a live test's, with its alert severity from the marker."""
+def tag_report(
+    report: pytest.TestReport, item: pytest.Item, excinfo: pytest.ExceptionInfo[Any] | None = None
+) -> None:
+    """Mark ``report`` as a live test's, with its alert severity from the marker and,
+    when a waiting helper failed it, the helper's reason."""
     if not is_live(item):
         return
     marker = item.get_closest_marker("livecluster")
     severity = marker.kwargs.get("severity") if marker is not None else None
-    setattr(report, LIVE_ATTR, {"severity": severity})
+    tag: dict[str, Any] = {"severity": severity}
+    # A timeout's first line says only what was awaited; what went wrong is its last failure.
+    if excinfo is not None and isinstance(excinfo.value, EventuallyFailed):
+        tag["reason"] = excinfo.value.reason
+    setattr(report, LIVE_ATTR, tag)
 
 
 def headline(report: pytest.TestReport) -> tuple[str, str]:
     """The failure in one line, and its whole message.
 
-    The exception's module is dropped; a waiting helper's timeout gets its
-    last (or only) failure added, since that is what went wrong.
+    The exception's module is dropped; a waiting helper's failure gets its
+    reason added (see :func:`tag_report`), since that is what went wrong.
     """
     crash = getattr(report.longrepr, "reprcrash", None)
     message = getattr(crash, "message", None) or str(report.longrepr or "")
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     first = _MODULE.sub(r"\1", lines[0]) if lines else "failed"
-    reasons: dict[str, str] = {}
-    for line in lines:
-        if match := _WAIT_FAILURE.match(line):
-            reasons[match[1]] = match[2]
-    reason = reasons.get("last") if reasons.get("last") != "the same" else None
-    reason = reason or reasons.get("first")
+    tag = getattr(report, LIVE_ATTR, None)
+    reason = tag.get("reason") if isinstance(tag, dict) else None
     if reason:
         first = f"{first}; {reason}"
     if report.when != "call":

@@ -11,13 +11,14 @@ report to the controller, which prints it once.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .._files import append_text, write_atomic
+from .._retry import Deadline, wait_until
 from ..alerts import Alerter, AlertRound, SourceObservation, TestOutcome
 from ..alerts.alerter import ci_link
 from ..core import jsonutil
@@ -26,18 +27,14 @@ from ..core.collector import Collector
 from ..core.recording import Recorder
 from ..core.source import SourceState
 from ..core.state import State
+from ..core.waiting import TestTiming
 from ..exceptions import LiveClusterError
-from ..methodology.client import OrchestratorClient
-from ..methodology.views import report_sections
 from ..sources import parse_specs
-from ..sources.sim import SimSource
-from .config import Settings, TestTiming
+from .config import Settings
 from .outcomes import LIVE_ATTR, outcomes, tag_report
 from .report import RunReport, Section, build_report, merge_worker_reports
 
-__all__ = ["LiveRun", "XdistController"]
-
-SHARDS_PROPERTY = "livecluster_shards"
+__all__ = ["LiveRun"]
 
 
 class LiveRun:
@@ -56,12 +53,13 @@ class LiveRun:
             journal_size=settings.journal_size,
         )
         self.collector: Collector | None = None
-        self.cluster = Cluster(self.state, None, settings.timing, settings.methodology)
+        self.cluster: Cluster = config.hook.pytest_livecluster_make_cluster(
+            config=config, state=self.state, collector=None, timing=settings.timing
+        ) or Cluster(self.state, None, settings.timing)
         self.start_error: str | None = None
         self.settle_note: str | None = None
         self.report: RunReport | None = None
         self.worker_reports: dict[str, dict[str, Any]] = {}
-        self._orchestrator: OrchestratorClient | None = None
         self.alerter: Alerter | None = None
         if settings.alerting is not None and not self.is_worker:
             report = str(Path(settings.report).resolve()) if settings.report else None
@@ -70,7 +68,7 @@ class LiveRun:
             )
         self.watching = False
         self._live_reports: list[pytest.TestReport] = []
-        self._worker_sources: list[SourceObservation] = []
+        self.worker_sources: list[SourceObservation] = []
         # Build the sources now, so a bad spec is a usage error before any test runs.
         self._sources = parse_specs(settings.specs, settings.source_options)
 
@@ -95,17 +93,15 @@ class LiveRun:
 
     def _settle(self, collector: Collector) -> None:
         settings = self.settings
-        deadline = time.monotonic() + settings.settle
-        while time.monotonic() < deadline:
-            waiting = [
-                h
-                for h in collector.health()
-                if h.state in (SourceState.STARTING, SourceState.RECONNECTING)
-            ]
-            if not waiting or collector.failures:
-                break
-            time.sleep(0.02)
-        remaining = max(0.0, deadline - time.monotonic())
+        deadline = Deadline(settings.settle)
+
+        def attached() -> bool:
+            pending = (SourceState.STARTING, SourceState.RECONNECTING)
+            waiting = [h for h in collector.health() if h.state in pending]
+            return not waiting or bool(collector.failures)
+
+        wait_until(attached, timeout=deadline.remaining(), interval=0.02)
+        remaining = deadline.remaining()
         behind = collector.wait_caught_up(settings.settle_quiet, timeout=remaining)
         if collector.failures:
             problems = "\n".join(f"  {f}" for f in collector.failures)
@@ -122,28 +118,6 @@ class LiveRun:
                 f"start-up did not settle within {settings.settle:g} s ({what}); "
                 "tests started anyway (livecluster_settle_timeout)"
             )
-
-    def orchestrator(self) -> OrchestratorClient:
-        """A client of the orchestrator: the simulated one, or ``livecluster_orchestrator_url``."""
-        __tracebackhide__ = True
-        if self._orchestrator is None:
-            self._orchestrator = self._find_orchestrator()
-        return self._orchestrator
-
-    def _find_orchestrator(self) -> OrchestratorClient:
-        __tracebackhide__ = True
-        for source in self._sources:
-            if isinstance(source, SimSource):
-                source.started.wait(self.settings.settle)
-                if source.cluster is None:
-                    pytest.fail("livecluster: the simulated cluster did not start", pytrace=False)
-                return source.cluster.client()
-        if self.settings.orchestrator_url:
-            return OrchestratorClient(self.settings.orchestrator_url)
-        pytest.skip(
-            "no orchestrator to talk to: follow the simulated cluster (--live-cluster=sim) "
-            "or set livecluster_orchestrator_url"
-        )
 
     def set_cluster_timing(self, item: pytest.Item) -> None:
         self.cluster.begin_test(self._timing(item))
@@ -203,7 +177,7 @@ class LiveRun:
     ) -> Generator[None, Any, None]:
         outcome = yield
         report: pytest.TestReport = outcome.get_result()
-        tag_report(report, item)
+        tag_report(report, item, call.excinfo)
         uses_cluster = "cluster" in getattr(item, "fixturenames", ())
         if report.failed and self.collector is not None and uses_cluster:
             text = self._failure_context()
@@ -242,13 +216,14 @@ class LiveRun:
         if self.collector is None:
             # Each xdist worker followed the same sources: one that saw lines speaks for all.
             quietest: dict[str, SourceObservation] = {}
-            for seen in self._worker_sources:
+            for seen in self.worker_sources:
                 known = quietest.get(seen.source)
                 if known is None or seen.silent_for < known.silent_for:
                     quietest[seen.source] = seen
             return list(quietest.values())
         return [
-            SourceObservation(h.source, h.silent_for(), h.state) for h in self.collector.health()
+            SourceObservation(h.source, h.silent_for(), str(h.state))
+            for h in self.collector.health()
         ]
 
     def alert_round(
@@ -263,9 +238,6 @@ class LiveRun:
         if self.alerter is None or self.alerter.last is None:
             return None
         return Section("alerts", self.alerter.report_lines(), self.alerter.report_data())
-
-    def pytest_livecluster_report(self, cluster: Cluster) -> list[Section]:
-        return report_sections(cluster.views, stale_after=self.settings.stale_after)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         sources = self.source_observations()
@@ -290,9 +262,6 @@ class LiveRun:
 
     def close(self) -> None:
         """Stop following the cluster: threads ended, recording closed. Idempotent."""
-        if self._orchestrator is not None:
-            self._orchestrator.close()
-            self._orchestrator = None
         if self.collector is not None:
             self.collector.close()
         if self.recorder is not None:
@@ -300,7 +269,8 @@ class LiveRun:
 
     def _build_report(self) -> RunReport:
         sections: list[Section] = []
-        for result in self.config.hook.pytest_livecluster_report(cluster=self.cluster):
+        hook = self.config.hook.pytest_livecluster_report
+        for result in hook(config=self.config, cluster=self.cluster):
             sections.extend(result or [])
         return build_report(
             self.state,
@@ -322,12 +292,9 @@ class LiveRun:
     def _write_json(self, report: RunReport) -> Path | None:
         if not self.settings.report:
             return None
-        path = Path(self.settings.report)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_bytes(jsonutil.dumps(report.as_dict(), indent=True) + b"\n")
-        os.replace(partial, path)
-        return path
+        return write_atomic(
+            self.settings.report, jsonutil.dumps(report.as_dict(), indent=True) + b"\n"
+        )
 
     def _write_files(self, report: RunReport) -> None:
         self.written: list[str] = []
@@ -336,8 +303,7 @@ class LiveRun:
             self.written.append(f"generated livecluster json report: {path.resolve()}")
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
-            with open(summary, "a", encoding="utf-8") as f:
-                f.write(report.markdown())
+            append_text(summary, report.markdown())
         if self.recorder is not None and self.recorder.path is not None:
             self.written.append(f"generated livecluster recording: {self.recorder.path.resolve()}")
 
@@ -358,22 +324,6 @@ class LiveRun:
             terminalreporter.line(line)
         for line in getattr(self, "written", []):
             terminalreporter.line(line)
-
-
-class XdistController:
-    """Receives the workers' reports; registered only where xdist is present."""
-
-    def __init__(self, run: LiveRun) -> None:
-        self.run = run
-
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        output = getattr(node, "workeroutput", {}) or {}
-        data = output.get("livecluster")
-        if data is not None:
-            name = getattr(getattr(node, "gateway", None), "id", None) or output.get("workerid")
-            self.run.worker_reports[str(name)] = data
-        for seen in output.get("livecluster_sources", ()):
-            self.run._worker_sources.append(SourceObservation(**seen))
 
 
 def _xdist_workers(config: pytest.Config) -> int:

@@ -52,7 +52,6 @@ ignores its presence, both then behaving as before it existed.
 from __future__ import annotations
 
 import collections
-import contextlib
 import itertools
 import logging
 import re
@@ -65,6 +64,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final, Self
 from urllib.parse import parse_qs, urlsplit
+
+from .. import _sockets
 
 __all__ = [
     "EPOCH_HEADER",
@@ -363,7 +364,7 @@ class _Httpd(ThreadingHTTPServer):
         with self._lock:
             sockets = list(self._connections)
         for sock in sockets:
-            _shutdown(sock)
+            _sockets.shutdown(sock)
         self._join(deadline)
         with self._lock:
             left = len(self._handlers)
@@ -378,13 +379,6 @@ class _Httpd(ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         logger.debug("logserver: error serving %s", client_address, exc_info=True)
-
-
-def _shutdown(sock: socket.socket) -> None:
-    # socket.socket.shutdown even on an SSLSocket: SSLSocket.shutdown would also
-    # drop the TLS object under the feet of the thread still using it.
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 class LogRequestHandler(BaseHTTPRequestHandler):

@@ -1,4 +1,6 @@
-"""The simulated cluster: an orchestrator, scrapers and spotters as real processes.
+"""The simulated cluster: an orchestrator, scrapers and spotters as real processes
+(layer: sim; only the ``sim`` source imports it, and it writes the methodology's
+vocabulary from :mod:`pytest_livecluster.methodology.schema`).
 
 It exists so the plugin can be tried, demonstrated and tested without a real
 cluster, and so every fault a live test should catch can be produced on

@@ -18,6 +18,7 @@ nothing behind.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -26,13 +27,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from .._files import write_atomic
 from ..protocol.server import LogBuffer, LogServer
 from .control import ControlServer, bind_retrying
 from .faults import Table, parse_faults
 from .node import Node, NodeConfig
 from .orchestrator import Orchestrator
 from .output import Output
-from .persist import Saved, load, save, write_atomically
+from .persist import Saved, load, save
 from .scraper import DEFAULT_DOMAINS, Scraper
 from .spotter import Spotter
 
@@ -93,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     save(args.state_file, saved)
     node.start()
     if args.ready_file is not None:
-        write_atomically(args.ready_file, _ready(args, saved, logs, control))
+        write_atomic(args.ready_file, json.dumps(_ready(args, saved, logs, control)))
     _wait_for_stop(args.parent_pid)
     _stop(node, control, logs)
     return 0

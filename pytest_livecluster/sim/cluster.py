@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Self
 
+from .._retry import Backoff, Deadline
 from ..methodology.client import OrchestratorClient
 from .faults import Table, check_fault, format_faults, parse_faults
 from .scraper import DEFAULT_DOMAINS
@@ -51,6 +52,8 @@ _WATCH_EVERY: Final = 0.05
 # after several in a row the supervisor gives up on it instead of looping.
 _QUICK: Final = 1.0
 _MAX_QUICK_EXITS: Final = 5
+# The longest wait before restarting a process that keeps exiting quickly.
+_RESTART_MAX_WAIT: Final = 2.0
 
 FaultsArg = str | Iterable[str] | Mapping[str, Mapping[str, object]]
 
@@ -96,6 +99,7 @@ class SimCluster:
         self._own_workdir = False
         self._processes: dict[str, Supervised] = {}
         self._ready: dict[str, Ready] = {}
+        self._restart_backoff: dict[str, Backoff] = {}
         #: What the supervisor did (restarts), oldest first.
         self.events: list[str] = []
         self._lock = threading.Lock()
@@ -113,7 +117,7 @@ class SimCluster:
             raise RuntimeError("the simulated cluster is already started")
         self._stopping.clear()
         workdir = self._make_workdir()
-        deadline = time.monotonic() + self.start_timeout
+        deadline = Deadline(self.start_timeout)
         self.run_id = uuid.uuid4().hex[:12]
         try:
             if self.mode == "docker":
@@ -141,7 +145,7 @@ class SimCluster:
         processes = list(self._processes.values())
         for process in processes:
             process.terminate()
-        deadline = time.monotonic() + _STOP_GRACE
+        deadline = Deadline(_STOP_GRACE)
         for process in processes:
             process.reap(deadline)
         engine, self._engine = self._engine, None
@@ -149,6 +153,7 @@ class SimCluster:
             engine.remove_all()
         self._processes.clear()
         self._ready.clear()
+        self._restart_backoff.clear()
         if self._own_workdir and self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
@@ -180,10 +185,6 @@ class SimCluster:
         from .containers import LABEL
 
         return f"docker:label={LABEL}={self.run_id}"
-
-    @property
-    def control_urls(self) -> dict[str, str]:
-        return {host: ready.control_url for host, ready in self._started().items()}
 
     @property
     def orchestrator_url(self) -> str:
@@ -249,7 +250,7 @@ class SimCluster:
         return self._process("orchestrator", "orchestrator", args, workdir)
 
     def _start_group(
-        self, group: list[Supervised], deadline: float, cancel: threading.Event | None
+        self, group: list[Supervised], deadline: Deadline, cancel: threading.Event | None
     ) -> None:
         for process in group:
             with self._lock:
@@ -277,7 +278,12 @@ class SimCluster:
             )
             return
         # Back off from a process that keeps dying, as a container runtime does.
-        if quick and self._stopping.wait(min(2.0, 0.1 * 2 ** (process.quick_exits - 1))):
+        backoff = self._restart_backoff.setdefault(
+            process.host, Backoff(self._stopping, _RESTART_MAX_WAIT)
+        )
+        if not quick:
+            backoff.reset()
+        elif not backoff.pause():
             return
         with self._lock:
             if self._stopping.is_set():

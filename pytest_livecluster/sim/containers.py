@@ -33,6 +33,7 @@ from docker.types import LogConfig
 
 import pytest_livecluster
 
+from .._retry import Deadline, retrying
 from .errors import SimError
 from .supervisor import Supervised
 
@@ -44,7 +45,8 @@ ROLE_LABEL: Final = "livecluster.role"
 _LOG_MAX_SIZE: Final = "50m"
 # The engine may be restarting (a few seconds); calls are retried for this long.
 _RETRY_FOR: Final = 15.0
-_RETRY_EVERY: Final = 0.25
+_RETRY_FIRST_WAIT: Final = 0.25
+_RETRY_MAX_WAIT: Final = 2.0
 _INSPECT_EVERY: Final = 0.2
 _TAIL_LINES: Final = 30
 
@@ -52,17 +54,19 @@ T = TypeVar("T")
 
 
 def _retrying(call: Callable[[], T]) -> T:
-    deadline = time.monotonic() + _RETRY_FOR
-    while True:
-        try:
-            return call()
-        except (requests.exceptions.ConnectionError, docker.errors.APIError) as exc:
-            transient = not isinstance(exc, docker.errors.APIError) or exc.is_server_error()
-            if isinstance(exc, docker.errors.NotFound) or not transient:
-                raise
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(_RETRY_EVERY)
+    """``call()``, retried while the engine cannot be reached or answers 5xx."""
+    return retrying(
+        first_wait=_RETRY_FIRST_WAIT,
+        max_wait=_RETRY_MAX_WAIT,
+        budget=_RETRY_FOR,
+        retry_if=_transient,
+    )(call)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, docker.errors.APIError):
+        return bool(exc.is_server_error())  # a 404 (NotFound) is an answer
+    return isinstance(exc, requests.exceptions.ConnectionError)
 
 
 def _package_root() -> str:
@@ -229,7 +233,7 @@ class Contained(Supervised):
     def terminate(self) -> None:
         pass  # Engine.remove_all removes every container of the run
 
-    def reap(self, deadline: float) -> None:
+    def reap(self, deadline: Deadline) -> None:
         pass
 
 

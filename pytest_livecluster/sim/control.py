@@ -14,12 +14,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Self, TypeVar
+
+import tenacity
+
+from .._retry import retrying
 
 __all__ = ["HOST", "ApiError", "ControlServer", "Handler", "bind_retrying", "call"]
 
@@ -31,6 +34,9 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 _MAX_BODY: Final = 1024 * 1024
+# A port still taken or a peer restarting is back within a second or so.
+_FIRST_WAIT: Final = 0.05
+_MAX_WAIT: Final = 0.5
 # Loopback only: a proxy from the environment must not see these requests.
 _OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -74,14 +80,7 @@ class ControlServer:
 
 def bind_retrying(bind: Callable[[], T], seconds: float = 3.0) -> T:
     """``bind()``, retried while its port is still taken (a restart on the same port)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return bind()
-        except OSError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.05)
+    return _retrying_os_errors(seconds)(bind)
 
 
 class _Httpd(ThreadingHTTPServer):
@@ -154,19 +153,19 @@ def call(
 ) -> Json:
     """One JSON request; retried for ``retry_for`` s while the peer refuses connections.
 
-    Raises :class:`ApiError` for an error answer and :class:`OSError` when the
-    peer cannot be reached.
+    Raises :class:`ApiError` for an error answer (never retried) and
+    :class:`OSError` when the peer cannot be reached.
     """
-    deadline = time.monotonic() + retry_for
-    while True:
-        try:
-            return _call_once(method, url, body, timeout)
-        except ApiError:
-            raise
-        except OSError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.05)
+    return _retrying_os_errors(retry_for)(_call_once, method, url, body, timeout)
+
+
+def _retrying_os_errors(budget: float) -> tenacity.Retrying:
+    return retrying(
+        first_wait=_FIRST_WAIT,
+        max_wait=_MAX_WAIT,
+        budget=budget,
+        retry_if=lambda exc: isinstance(exc, OSError),
+    )
 
 
 def _call_once(method: str, url: str, body: Json | None, timeout: float) -> Json:

@@ -4,20 +4,21 @@ A restarted process comes back on the same ports (so its ``/logs`` URL and
 control URL stay valid), with the next boot number, the module it had
 installed, the faults it was left with and, for the orchestrator, the next
 intent number (so intent ids never repeat). Its counters start again from
-zero, as a real process's would. The file is replaced atomically.
+zero, as a real process's would. The file is replaced atomically
+(:func:`pytest_livecluster._files.write_atomic`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .._files import write_atomic
 from .faults import Table
 
-__all__ = ["Saved", "load", "save", "write_atomically"]
+__all__ = ["Saved", "load", "save"]
 
 
 @dataclass
@@ -44,11 +45,4 @@ def load(path: Path | None) -> Saved | None:
 
 def save(path: Path | None, saved: Saved) -> None:
     if path is not None:
-        write_atomically(path, asdict(saved))
-
-
-def write_atomically(path: Path, data: dict[str, Any]) -> None:
-    """``data`` as JSON at ``path``, which never holds a partial file."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data))
-    os.replace(temporary, path)
+        write_atomic(path, json.dumps(asdict(saved)))

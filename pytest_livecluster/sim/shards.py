@@ -19,38 +19,36 @@ the cluster::
 
 Counts are cumulative per writer (``item_scraped`` per intent and domain,
 ``received`` per intent, ``errors.<type>.count`` per process), so they merge
-by max and sum over writers. The key names are fields of :class:`Keys`, so a
-cluster with another vocabulary needs only another ``Keys``.
+by max and sum over writers. The names views read come from the
+methodology's vocabulary (:class:`~pytest_livecluster.methodology.schema.Keys`,
+the one place they are written); the few below are the simulator's own.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ..methodology.schema import FIELDS, Keys
 
 __all__ = ["DomainCounts", "Keys", "Shard", "Shards"]
 
 Shard = dict[str, Any]
 
-
-@dataclass(frozen=True)
-class Keys:
-    """The names the shards use."""
-
-    intents: str = "intents"
-    resolution: str = "resolution"
-    msg: str = "msg"
-    hello: str = "Hello World"
-    module_updated: str = "module updated"
-    boot: str = "boot"
-    module: str = "module"
-    errors: str = "errors"
-    faults: str = "faults"
+#: What a blade says after a module update, under the hello key.
+MODULE_UPDATED: Final = "module updated"
+#: Names only the simulator writes: its boot count and its fault table.
+BOOT: Final = "boot"
+FAULTS: Final = "faults"
 
 
 @dataclass
 class DomainCounts:
-    """A scraper's cumulative counts for one domain of one intent."""
+    """A scraper's cumulative counts for one domain of one intent.
+
+    Its fields are the methodology's counter fields
+    (:data:`~pytest_livecluster.methodology.schema.FIELDS`), written in that order.
+    """
 
     tries: int = 0
     time_spent: float = 0.0
@@ -60,7 +58,7 @@ class DomainCounts:
     errors: int = 0
 
     def as_dict(self) -> dict[str, int | float]:
-        counts = asdict(self)
+        counts: dict[str, int | float] = {name: getattr(self, name) for name in FIELDS}
         counts["time_spent"] = round(self.time_spent, 3)
         return counts
 
@@ -74,39 +72,39 @@ class Shards:
 
     def hello(self, boot: int, module: str) -> Shard:
         k = self.keys
-        return {self.host: {k.msg: k.hello, k.boot: boot, k.module: module}}
+        return {self.host: {k.hello_key: k.hello_value, BOOT: boot, k.module_key: module}}
 
     def module_updated(self, module: str) -> Shard:
         k = self.keys
-        return {self.host: {k.module: module, k.msg: k.module_updated}}
+        return {self.host: {k.module_key: module, k.hello_key: MODULE_UPDATED}}
 
     def error(self, kind: str, count: int, last: str, domain: str | None = None) -> Shard:
         detail: dict[str, Any] = {"count": count, "last": last}
         if domain is not None:
             detail["domain"] = domain
-        return {self.host: {self.keys.errors: {kind: detail}}}
+        return {self.host: {self.keys.errors_key: {kind: detail}}}
 
     def faults(self, table: dict[str, Any]) -> Shard:
         """The whole fault table; ``None`` values delete faults switched off."""
-        return {self.host: {self.keys.faults: table}}
+        return {self.host: {FAULTS: table}}
 
     def intent(self, iid: str, host: str, module: str, kind: str, at: float) -> Shard:
         fields = {"host": host, "module": module, "kind": kind, "at": round(at, 3)}
-        return {self.keys.intents: {iid: fields}}
+        return {self.keys.intents_key: {iid: fields}}
 
     def resolution(self, iid: str, fields: dict[str, Any]) -> Shard:
         """``fields`` under ``intents.<iid>.resolution.<host>``."""
         k = self.keys
-        return {k.intents: {iid: {k.resolution: {self.host: fields}}}}
+        return {k.intents_key: {iid: {k.resolution_key: {self.host: fields}}}}
 
     def started(self, iid: str, at: float) -> Shard:
         return self.resolution(iid, {"started": round(at, 3)})
 
     def item_scraped(self, iid: str, domain: str, counts: DomainCounts) -> Shard:
-        return self.resolution(iid, {"item_scraped": {domain: counts.as_dict()}})
+        return self.resolution(iid, {self.keys.scraped_key: {domain: counts.as_dict()}})
 
     def received(self, iid: str, count: int, sender: str) -> Shard:
-        return self.resolution(iid, {"received": count, "from": sender})
+        return self.resolution(iid, {self.keys.received_key: count, "from": sender})
 
     def updated(self, iid: str, module: str) -> Shard:
         return self.resolution(iid, {"updated": module})

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from .._retry import Deadline, wait_until
 from .errors import SimError
 
 __all__ = ["Ready", "Supervised"]
@@ -94,21 +95,26 @@ class Supervised:
         """The exit status if the process ended (and is reaped), else None."""
         return None if self.process is None else self.process.poll()
 
-    def wait_ready(self, deadline: float, cancel: threading.Event | None = None) -> Ready:
+    def wait_ready(self, deadline: Deadline, cancel: threading.Event | None = None) -> Ready:
         """Wait for the ready file; SimError if the process ends first or time runs out."""
-        while True:
+        found: list[Ready] = []
+
+        def served() -> bool:
             ready = self._read_ready()
             if ready is not None:
-                return ready
+                found.append(ready)
+                return True
             code = self.exit_code()
             if code is not None:
                 reason = f"{self.host} exited with status {code} before it was ready"
                 raise SimError(reason + self._tail())
-            if cancel is not None and cancel.is_set():
-                raise SimError(f"starting {self.host} was cancelled")
-            if time.monotonic() >= deadline:
-                raise SimError(f"{self.host} was not ready in time" + self._tail())
-            time.sleep(_POLL)
+            return False
+
+        if wait_until(served, timeout=deadline.remaining(), interval=_POLL, closed=cancel):
+            return found[0]
+        if cancel is not None and cancel.is_set():
+            raise SimError(f"starting {self.host} was cancelled")
+        raise SimError(f"{self.host} was not ready in time" + self._tail())
 
     def _read_ready(self) -> Ready | None:
         try:
@@ -129,12 +135,12 @@ class Supervised:
             with contextlib.suppress(ProcessLookupError):
                 self.process.terminate()
 
-    def reap(self, deadline: float) -> None:
+    def reap(self, deadline: Deadline) -> None:
         """Wait for the process until ``deadline``, then kill it; never leaves a zombie."""
         if self.process is None:
             return
         try:
-            self.process.wait(max(0.0, deadline - time.monotonic()))
+            self.process.wait(deadline.remaining())
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()

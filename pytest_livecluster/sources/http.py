@@ -28,9 +28,9 @@ Failures:
 
 - a dropped connection, a read timeout (``options.http_read_timeout``, which
   must exceed the server's heartbeat interval), a body that ended early, 5xx,
-  408 and 429 are retried with exponential backoff (tenacity, up to
-  ``options.reconnect_max_wait``); the backoff starts again once a connection
-  delivered a line;
+  408, 425 and 429 are retried with exponential backoff (the one policy of
+  :mod:`pytest_livecluster._retry`, up to ``options.reconnect_max_wait``); the
+  backoff starts again once a connection delivered a line;
 - a refused connection is retried the same way, since the service may still be
   starting;
 - other 4xx, an untrusted TLS certificate, a missing CA bundle or a header whose
@@ -44,14 +44,13 @@ progress is not interrupted; it is bounded by the connect timeout
 (:data:`CONNECT_TIMEOUT`, or the read timeout if shorter).
 
 Header values from ``options.http_headers`` (``env:NAME`` reads the variable
-at request time) and the password in the URL are secrets: they are never put
-into messages, health or reprs, and are masked in text a server sends back.
+at request time), the password in the URL and its secret-looking query values
+are secrets: they are never put into messages, health or reprs, and are masked
+in text a server sends back (all by :mod:`pytest_livecluster._secrets`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import socket
 import ssl
@@ -64,37 +63,23 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 import httpx
 import tenacity
 
+from .. import _sockets
+from .._retry import Retryable, retryable_http_error, retryable_status, retrying
+from .._secrets import header_value, redact_url, remember_url, scrub
 from ..core.ingest import Envelope
 from ..core.source import Emit, Source, SourceOptions, SourceState
-from ..exceptions import SourceUnavailable, SpecError
+from ..exceptions import ConfigError, SourceUnavailable, SpecError
 from ..protocol.server import EPOCH_HEADER, FIRST_SEQ_HEADER, LAST_SEQ_HEADER, NDJSON, SSE
 
-__all__ = ["CONNECT_TIMEOUT", "HttpSource", "public_url"]
+__all__ = ["CONNECT_TIMEOUT", "HttpSource"]
 
 CONNECT_TIMEOUT: Final = 5.0
 ACCEPT: Final = f"{NDJSON}, {SSE};q=0.9"
-REDACTED: Final = "REDACTED"
 
-# Query parameters whose values are treated as secrets in the source id.
-_SECRET_PARAM: Final = re.compile(r"token|key|secret|pass|pwd|auth|sig|credential|session", re.I)
 _SEQ: Final = re.compile(rb"[0-9]{1,18}")
 _HEARTBEATS: Final = (b"", b"\r")
-# Shorter "secrets" (a header like ``X-Debug: 1``) would mask innocent text.
-_MIN_SECRET: Final = 4
 _EXCERPT: Final = 200
-_RETRY_STATUS: Final = frozenset({408, 429})
-_RETRYABLE: Final = (
-    httpx.TimeoutException,
-    httpx.NetworkError,
-    httpx.RemoteProtocolError,
-    httpx.ProxyError,
-    httpx.DecodingError,
-)
 _SOCKET_EVENTS: Final = ("connection.connect_tcp.complete", "connection.start_tls.complete")
-
-
-class _Retry(Exception):
-    """An attempt failed in a way worth retrying after a pause."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +111,11 @@ class HttpSource(Source):
 
     def __init__(self, url: str, options: SourceOptions | None = None) -> None:
         parts = _split(url)
-        super().__init__(public_url(url))
+        super().__init__(redact_url(url))
         self.options = options or SourceOptions()
         self._url = httpx.URL(urlunsplit(parts._replace(netloc=_host_part(parts.netloc))))
         self._auth = _basic_auth(parts.username, parts.password)
-        self._secrets: set[str] = {unquote(parts.password)} if parts.password else set()
-        self._secrets.update(_query_secrets(parts.query))
+        remember_url(url)
         #: What the server answered with last: NDJSON or SSE (None before that).
         self.media_type: str | None = None
         self._cursor: int | None = None
@@ -176,7 +160,7 @@ class HttpSource(Source):
         with self._lock:
             sock = self._socket
         if sock is not None:
-            _shutdown(sock)
+            _sockets.shutdown(sock)
 
     # -- one connection ---------------------------------------------------------------
 
@@ -193,7 +177,7 @@ class HttpSource(Source):
         self.health.error(self._scrub(reason))
         restarted, self._restarted = self._restarted, False
         if self._taken == before and not restarted:
-            raise _Retry(reason)
+            raise Retryable(reason)
         # This connection delivered lines or found a new log: reconnect at once,
         # with a fresh backoff.
 
@@ -220,7 +204,7 @@ class HttpSource(Source):
         message = f"{self.id} answered {status} {response.reason_phrase}"
         if excerpt:
             message += f": {excerpt}"
-        if status >= 500 or status in _RETRY_STATUS:
+        if retryable_status(status):
             return message
         raise self._unavailable(message)
 
@@ -365,18 +349,10 @@ class HttpSource(Source):
         return headers
 
     def _header_value(self, name: str, value: str) -> str:
-        if value.startswith("env:"):
-            variable = value.removeprefix("env:")
-            resolved = os.environ.get(variable)
-            if resolved is None:
-                raise self._unavailable(
-                    f"header {name!r} for {self.id} comes from the environment variable "
-                    f"{variable}, which is not set"
-                )
-            value = resolved
-        if len(value) >= _MIN_SECRET:
-            self._secrets.add(value)
-        return value
+        try:
+            return header_value(name, value, what=f"header {name!r} for {self.id}")
+        except ConfigError as exc:
+            raise self._unavailable(str(exc)) from None
 
     def _trace_ext(self) -> dict[str, Any]:
         return {"trace": self._trace}
@@ -391,7 +367,7 @@ class HttpSource(Source):
         with self._lock:
             self._socket = sock
         if self.closed:  # close() ran before the socket was known
-            _shutdown(sock)
+            _sockets.shutdown(sock)
 
     # -- errors -----------------------------------------------------------------------
 
@@ -404,7 +380,7 @@ class HttpSource(Source):
                 f"the TLS certificate of {self.id} is not trusted: "
                 f"{verify.verify_message or verify}" + (f"; {hint}" if hint else "")
             )
-        if not isinstance(exc, _RETRYABLE):
+        if not retryable_http_error(exc):
             raise self._unavailable(f"cannot follow {self.id}: {self._describe(exc)}")
         return self._describe(exc)
 
@@ -423,29 +399,19 @@ class HttpSource(Source):
         return SourceUnavailable(self._scrub(message))
 
     def _scrub(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        return scrub(text)
 
     @property
     def _max(self) -> int:
         return self.options.max_line_bytes
 
     def _retrying(self) -> tenacity.Retrying:
-        return tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(_Retry),
-            # A cap of 0 would retry a failing server in a tight loop, burning
-            # CPU on both ends, so the cap is at least first_wait.
-            wait=tenacity.wait_exponential(
-                multiplier=self.first_wait,
-                max=max(self.options.reconnect_max_wait, self.first_wait),
-            ),
-            sleep=self._pause,
-            reraise=True,
+        # No budget: a source retries until it is closed (close() also ends a wait).
+        return retrying(
+            first_wait=self.first_wait,
+            max_wait=self.options.reconnect_max_wait,
+            closed=self._closed,
         )
-
-    def _pause(self, seconds: float) -> None:
-        self._closed.wait(seconds)
 
 
 # -- framing ------------------------------------------------------------------------------
@@ -588,38 +554,24 @@ class _SseEvents:
 # -- helpers ------------------------------------------------------------------------------
 
 
-def public_url(url: str) -> str:
-    """``url`` without its user and password, and with secret-looking query values masked."""
-    parts = urlsplit(url)
-    query = "&".join(_mask_param(param) for param in parts.query.split("&")) if parts.query else ""
-    return urlunsplit(parts._replace(netloc=_host_part(parts.netloc), query=query, fragment=""))
-
-
-def _mask_param(param: str) -> str:
-    name, eq, value = param.partition("=")
-    return f"{name}={REDACTED}" if eq and value and _SECRET_PARAM.search(name) else param
-
-
-def _query_secrets(query: str) -> set[str]:
-    found = set()
-    for param in query.split("&"):
-        name, _, value = param.partition("=")
-        if value and _SECRET_PARAM.search(name) and len(value) >= _MIN_SECRET:
-            found.update({value, unquote(value)})
-    return found
-
-
 def _split(url: str) -> SplitResult:
     try:
         parts = urlsplit(url)
         usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-    except ValueError as exc:  # a bad port
-        raise SpecError(f"bad source spec {public_url(url)!r}: {exc}") from None
+    except ValueError as exc:  # a bad port or IPv6 address
+        raise SpecError(f"bad source spec {redact_url(url)!r}: {_url_problem(exc)}") from None
     if not usable:
         raise SpecError(
-            f"bad source spec {public_url(url)!r}: write http://HOST:PORT/logs or https://…"
+            f"bad source spec {redact_url(url)!r}: write http://HOST:PORT/logs or https://…"
         )
     return parts
+
+
+def _url_problem(exc: ValueError) -> str:
+    # urlsplit's other messages quote the netloc or port, which may be part of
+    # a password written with an unencoded "/" (user:pa/ss@host).
+    text = str(exc)
+    return text if text.startswith(("Port out of range", "Invalid IPv6")) else "bad host or port"
 
 
 def _host_part(netloc: str) -> str:
@@ -669,11 +621,3 @@ def _cert_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
-
-
-def _shutdown(sock: socket.socket) -> None:
-    # Wakes the thread blocked in recv() on this socket. socket.socket.shutdown
-    # even for an SSLSocket, whose own shutdown() would also drop its TLS state
-    # under the reading thread; the fd is not closed here, so it cannot be reused.
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)

@@ -54,13 +54,10 @@ class Kind:
 
 
 _KINDS: list[Kind] = [
-    Kind(("docker:",), "docker:label=KEY=VALUE", "pytest_livecluster.sources.docker:DockerSource"),
-    Kind(
-        ("http://", "https://"),
-        "http://HOST:PORT/logs",
-        "pytest_livecluster.sources.http:HttpSource",
-    ),
     Kind(("file:",), "file:PATH", "pytest_livecluster.sources.file:FileSource"),
+    Kind(("docker:",), "docker:label=KEY=VALUE", "pytest_livecluster.sources.docker:DockerSource"),
+    Kind(("http://",), "http://HOST:PORT/logs", "pytest_livecluster.sources.http:HttpSource"),
+    Kind(("https://",), "https://HOST:PORT/logs", "pytest_livecluster.sources.http:HttpSource"),
     Kind(("sim:",), "sim", "pytest_livecluster.sources.sim:SimSource", bare=True),
 ]
 

@@ -16,12 +16,13 @@ so the options' commas stay inside this one.
 
 :meth:`SimSource.run` starts a :class:`~pytest_livecluster.sim.SimCluster`
 (exposed as :attr:`SimSource.cluster`, with :attr:`SimSource.started` set
-once it runs), then follows each process's ``/logs`` with an
-:class:`~.http.HttpSource` of its own, whose lines carry the source id
-``sim:HOST``. Their health is summed into this source's (``attached`` counts
-the endpoints followed), their errors and the supervisor's restarts are copied
-into it. :meth:`close` stops the followers and the cluster; ``run`` returns
-within two seconds.
+once it runs), then hands the collector an :class:`~.http.HttpSource` per
+process to follow (``emit.follow``), whose lines carry the source id
+``sim:HOST``. Their health is summed into this source's when it is read
+(``attached`` counts the endpoints followed), their errors and the
+supervisor's restarts are copied into it. :meth:`close` stops the followers
+and the cluster; ``run`` returns within two seconds. The orchestrator's
+control API is named in :meth:`SimSource.endpoints`.
 
 In ``mode=docker`` one :class:`~.docker.DockerSource` follows the run's
 containers (``docker:label=livecluster.sim=RUN``) instead; its lines carry the
@@ -32,13 +33,12 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from ..core.ingest import Envelope
-from ..core.source import Emit, Source, SourceOptions, SourceState
-from ..exceptions import SourceError, SourceUnavailable, SpecError
+from .._retry import Deadline
+from ..core.source import Feed, Followed, Source, SourceHealth, SourceOptions, SourceState
+from ..exceptions import SourceUnavailable, SpecError
 from ..sim import DEFAULT_DOMAINS, FAULTS, SimCluster, SimError, parse_faults
 from ..sim.cluster import MAX_BLADES, MODES
 from .docker import DockerSource
@@ -54,7 +54,6 @@ OPTIONS: Final = (
     "domains=NAME[+NAME...]",
     "mode=process|docker",
 )
-_HEALTH_EVERY: Final = 0.2
 # A local process restarts within a second; no need for the default backoff cap.
 _RECONNECT_MAX_WAIT: Final = 1.0
 _JOIN: Final = 1.0
@@ -85,10 +84,9 @@ class SimSource(Source):
             scrapers, spotters, faults, seed, domains=domains, mode=mode
         )
         self._followers: list[Source] = []
+        self._running: list[Followed] = []
         self._expected_attached = 0
-        self._threads: list[threading.Thread] = []
-        self._failure: SourceError | None = None
-        self._emit_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self._seen_errors: dict[str, int] = {}
         self._seen_events = 0
 
@@ -96,22 +94,19 @@ class SimSource(Source):
     def from_spec(cls, spec: str, options: SourceOptions) -> SimSource:
         return cls(spec, options, **parse_sim_spec(spec))
 
-    def run(self, emit: Emit) -> None:
+    def run(self, emit: Feed) -> None:
         cluster = self._start()
         if cluster is None:
             return
         try:
-            self._follow(cluster, self._serialized(emit))
-            while not self._closed.wait(_HEALTH_EVERY) and self._failure is None:
-                self._refresh()
+            self._follow(cluster, emit)
+            self._closed.wait()
         finally:
             self._shut_down(cluster)
-        if self._failure is not None:
-            raise self._failure
 
     def caught_up(self, quiet: float) -> bool:
         """Every process's log (or container's) has been read to what it held at attach."""
-        if self.health.state.ended:
+        if self._health.state.ended:
             return True
         followers = list(self._followers)
         return bool(followers) and all(f.caught_up(quiet) for f in followers)
@@ -129,9 +124,9 @@ class SimSource(Source):
         except SimError as exc:
             self.started.set()
             if self.closed:
-                self.health.state = SourceState.CLOSED
+                self._health.state = SourceState.CLOSED
                 return None
-            self.health.state = SourceState.FAILED
+            self._health.state = SourceState.FAILED
             raise SourceUnavailable(
                 f"{self.id}: the simulated cluster did not start: {exc}"
             ) from None
@@ -147,7 +142,22 @@ class SimSource(Source):
                 found.update(follower.labels())
         return found
 
-    def _follow(self, cluster: SimCluster, emit: Emit) -> None:
+    def endpoints(self) -> dict[str, str]:
+        """The orchestrator's control API, once the cluster runs."""
+        cluster = self.cluster
+        return {} if cluster is None else {"orchestrator": cluster.orchestrator_url}
+
+    def host_of(self, origin: str) -> str | None:
+        """``sim:HOST`` is the process ``HOST``; in docker mode, the follower's answer."""
+        if origin.startswith("sim:"):
+            return origin.removeprefix("sim:")
+        for follower in list(self._followers):
+            host = follower.host_of(origin)
+            if host is not None:
+                return host
+        return None
+
+    def _follow(self, cluster: SimCluster, emit: Feed) -> None:
         options = dataclasses.replace(
             self.options,
             http_headers={},
@@ -166,46 +176,35 @@ class SimSource(Source):
         self._expected_attached = len(cluster.log_urls)
         for follower in followers:
             self._followers.append(follower)
-            thread = threading.Thread(
-                target=self._run_follower, args=(follower, emit), name=follower.id, daemon=True
-            )
-            self._threads.append(thread)
-            thread.start()
+            self._running.append(emit.follow(follower))
         if self.closed:  # close() ran before the followers existed
             self.close()
-
-    def _run_follower(self, follower: Source, emit: Emit) -> None:
-        try:
-            follower.run(emit)
-        except SourceError as exc:
-            self._failure = SourceError(f"{self.id}: following {follower.id} failed: {exc}")
-
-    def _serialized(self, emit: Emit) -> Emit:
-        # The collector expects one caller per source, as every other source is.
-        lock = self._emit_lock
-
-        def serialized(raw: bytes, envelope: Envelope) -> None:
-            with lock:
-                emit(raw, envelope)
-
-        return serialized
 
     def _shut_down(self, cluster: SimCluster) -> None:
         for follower in self._followers:
             follower.close()
-        deadline = time.monotonic() + _JOIN
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        deadline = Deadline(_JOIN)
+        for running in self._running:
+            running.join(deadline.remaining())
         cluster.stop()
-        self._refresh()
-        self.health.attached = 0
-        self.health.state = SourceState.FAILED if self._failure is not None else SourceState.CLOSED
+        self.current_health()
+        self._health.attached = 0
+        failed = any(f.health.state is SourceState.FAILED for f in self._followers)
+        self._health.state = SourceState.FAILED if failed else SourceState.CLOSED
 
     # -- health ------------------------------------------------------------------------
 
+    def current_health(self) -> SourceHealth:
+        """This source's health: the sum of its followers', with their errors and restarts."""
+        with self._refresh_lock:
+            self._refresh()
+        return self._health
+
     def _refresh(self) -> None:
         followers = list(self._followers)
-        health = self.health
+        health = self._health
+        if health.state.ended or not followers:
+            return
         health.attached = sum(f.health.attached for f in followers)
         health.lines = sum(f.health.lines for f in followers)
         health.bytes = sum(f.health.bytes for f in followers)
@@ -224,7 +223,7 @@ class SimSource(Source):
         count = follower.health.error_count
         if count > seen:
             for message in list(follower.health.errors)[-(count - seen) :]:
-                self.health.error(message)
+                self._health.error(message)
         self._seen_errors[follower.id] = count
 
     def _copy_events(self) -> None:
@@ -232,7 +231,7 @@ class SimSource(Source):
             return
         events = list(self.cluster.events)
         for event in events[self._seen_events :]:
-            self.health.error(f"{self.id}: {event}")
+            self._health.error(f"{self.id}: {event}")
         self._seen_events = len(events)
 
 

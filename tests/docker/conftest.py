@@ -25,9 +25,9 @@ import requests
 from pytest_livecluster.sources import SourceOptions
 from pytest_livecluster.sources.docker import DockerSource
 from tests.support.dockerkit import (
-    CLOSE_WITHIN_S,
     LABEL_KEY,
     OTHER_KEY,
+    STOP_GUARD_S,
     Collect,
     Collection,
     DockerProxy,
@@ -121,8 +121,9 @@ def proxy() -> Iterator[DockerProxy]:
 def collect(label: Label, proxy: DockerProxy) -> Iterator[Collect]:
     """Start a DockerSource following the test's label, through the proxy by default.
 
-    At teardown every source is closed, must stop within 2 s, must leave no follower
-    thread behind, and must have made only read-only requests.
+    At teardown every source is closed, its run() must return (a hang guard, see
+    STOP_GUARD_S), it must leave no follower thread behind, and must have made only
+    read-only requests.
     """
     made: list[Collection] = []
 
@@ -149,13 +150,11 @@ def collect(label: Label, proxy: DockerProxy) -> Iterator[Collect]:
         return collection
 
     yield start
-    slow = {}
     for collection in made:
-        took = collection.stop()
-        if took > CLOSE_WITHIN_S:
-            slow[collection.source.id] = took
-    assert not slow, f"sources took longer than {CLOSE_WITHIN_S}s to close: {slow}"
-    wait_until(lambda: not follower_threads(), 1, "follower threads to end")
+        collection.stop()
+    # run() gives its followers 1.5 s, then returns; a follower whose stream close() did
+    # not cut would go on waiting for its container's next line.
+    wait_until(lambda: not follower_threads(), STOP_GUARD_S, "follower threads to end")
     leftover = [t.name for t in threading.enumerate() if t.name == "collection"]
     assert not leftover, leftover
     writes = [f"{r.method} {r.target}" for r in proxy.logged() if not _read_only(r.method, r.path)]

@@ -9,6 +9,7 @@ import pytest
 from pytest_livecluster.exceptions import SourceUnavailable, SpecError
 from pytest_livecluster.sources import parse_specs
 from pytest_livecluster.sources.docker import DockerSource
+from tests.support import LONG_WAIT, returns
 from tests.support.dockerkit import (
     NINE_DIGIT_SINCE,
     Collect,
@@ -42,6 +43,11 @@ def test_only_labelled_containers(launch: Launcher, collect: Collect) -> None:
     lines = collection.snapshot()
     assert {line.name for line in lines} == {mine.name}
     assert_exact(lines, mine.name, 30, stream="stdout", s="o", boot=0)
+    # The host behind each envelope source is the container; none for what is not its own.
+    source = collection.source
+    assert source.host_of(f"docker:{mine.name}") == mine.name
+    assert source.host_of(f"docker:{other.name}") is None
+    assert source.host_of(mine.name) is None
 
 
 def test_lines_written_before_the_source_starts(launch: Launcher, collect: Collect) -> None:
@@ -198,10 +204,13 @@ def test_bad_specs_name_the_value_and_the_form() -> None:
 
 
 def test_unreachable_engine_is_reported_at_once() -> None:
-    """An engine that is not there at the start: SourceUnavailable naming it, no leak."""
-    source = DockerSource("docker:label=a=b;host=unix:///tmp/livecluster-no-engine.sock")
-    started = time.monotonic()
+    """An engine that is not there at the start: SourceUnavailable naming it, no leak.
+    At once, not after retries: retrying until closed, or for the api_timeout (LONG_WAIT
+    here), would not return within the hang guard."""
+    source = DockerSource(
+        "docker:label=a=b;host=unix:///tmp/livecluster-no-engine.sock", api_timeout=LONG_WAIT
+    )
     with pytest.raises(SourceUnavailable, match=r"livecluster-no-engine\.sock"):
-        source.run(lambda raw, envelope: None)
-    assert time.monotonic() - started < 2
+        returns(lambda: source.run(lambda raw, envelope: None))
     assert source.health.state == "failed"
+    assert source.health.reconnects == 0

@@ -14,9 +14,13 @@ from pytest_livecluster import State
 from pytest_livecluster.core.collector import Collector
 from pytest_livecluster.core.ingest import Envelope
 from pytest_livecluster.sources.docker import DockerSource
+from tests.support import HANG_GUARD, LONG_WAIT
 from tests.support.dockerkit import Label, Launcher, wait_until
 
 QUIET = 0.3
+# A quiet that never comes within the guard: a source caught up under it was caught up
+# from the engine's timestamps (or because it had nothing to follow), not by silence.
+NEVER_QUIET = LONG_WAIT
 # Each container prints {"c<C>":{"seq":N}}: BACKLOG lines at once, then one line every
 # PAUSE_US microseconds forever (PAUSE_US=0: silent after the backlog).
 WRITER = """
@@ -77,14 +81,18 @@ def start(label: Label, seqs: _Seqs) -> Iterator[Start]:
 
     yield run
     for collector in made:
-        assert collector.close() == []
+        assert collector.close(timeout=HANG_GUARD) == []
         assert collector.failures == []
 
 
-def _settle(collector: Collector, started: float, timeout: float = 20) -> float:
-    """Poll as start-up does until every source is caught up; the seconds it took."""
-    while not all(source.caught_up(QUIET) for source in collector.sources):
-        assert time.monotonic() - started < timeout, [h.as_dict() for h in collector.health()]
+def _settle(
+    collector: Collector, started: float, *, quiet: float = QUIET, guard: float = HANG_GUARD
+) -> float:
+    """Poll as start-up does until every source is caught up; the seconds it took (for
+    the output, and for lower bounds only). ``guard`` is a hang guard, not a speed limit:
+    keep it below ``quiet`` when the test is that silence did not do it."""
+    while not all(source.caught_up(quiet) for source in collector.sources):
+        assert time.monotonic() - started < guard, [h.as_dict() for h in collector.health()]
         time.sleep(0.02)
     took = time.monotonic() - started
     print(f"caught up after {took:.3f}s, {collector.lines} lines ingested")
@@ -94,14 +102,14 @@ def _settle(collector: Collector, started: float, timeout: float = 20) -> float:
 def test_busy_container_is_caught_up_without_pausing(
     launch: Launcher, start: Start, seqs: _Seqs
 ) -> None:
-    """3000 lines of backlog, then 50 lines/s forever: never 0.3 s quiet, yet caught up
-    within seconds, and by then every backlog line is in the state."""
+    """3000 lines of backlog, then 50 lines/s forever: never quiet, yet caught up (from
+    the timestamps: NEVER_QUIET cannot pass within the guard), and by then every backlog
+    line is in the state."""
     _writer(launch, 0, 3000, 20_000)
     collector, started = start()
-    took = _settle(collector, started)
+    _settle(collector, started, quiet=NEVER_QUIET)
     assert collector.state.get("c0", "seq") >= 2999
     assert seqs.contiguous("c0") >= 3000
-    assert took < 5
 
 
 def test_silent_container_is_caught_up_after_quiet(
@@ -113,28 +121,29 @@ def test_silent_container_is_caught_up_after_quiet(
     took = _settle(collector, started)
     assert collector.state.get("c0", "seq") == 4
     assert seqs.contiguous("c0") == 5
-    assert QUIET <= took < 5
+    assert took >= QUIET  # not before the quiet (a lower bound: load cannot break it)
 
 
 def test_not_caught_up_until_the_big_backlog_is_read(
     launch: Launcher, start: Start, seqs: _Seqs
 ) -> None:
     """A busy container and one with 100 000 lines of backlog that goes on at 10 lines/s:
-    caught up only once the big backlog is all in the state."""
+    caught up only once the big backlog is all in the state. (How fast it is read is
+    for benchmarks/; a pause of the reader cannot pass for the end of the backlog here,
+    as NEVER_QUIET is far longer than any pause.)"""
     _writer(launch, 0, 3000, 20_000)
     _writer(launch, 1, 100_000, 100_000)
     collector, started = start()
-    took = _settle(collector, started, timeout=60)
+    _settle(collector, started, quiet=NEVER_QUIET)
     assert collector.state.get("c1", "seq") >= 99_999
     assert collector.state.get("c0", "seq") >= 2999
     assert seqs.contiguous("c1") >= 100_000
     assert seqs.contiguous("c0") >= 3000
-    assert took < 30
 
 
 def test_no_container_is_caught_up_once_listed(start: Start) -> None:
-    """Nothing carries the label: caught up as soon as discovery has listed."""
+    """Nothing carries the label: caught up as soon as discovery has listed (not by a
+    quiet: NEVER_QUIET cannot pass within the guard)."""
     collector, started = start()
-    took = _settle(collector, started)
+    _settle(collector, started, quiet=NEVER_QUIET)
     assert collector.lines == 0
-    assert took < 5

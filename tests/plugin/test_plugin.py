@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
@@ -127,11 +126,12 @@ import time
 def test_waits_for_a_later_shard(cluster):
     cue({server.cue_url!r}, '{{"intents": {{"i-1": {{"host": "scraper-1"}}}}}}', delay=0.3)
     began = time.monotonic()
-    host = cluster.eventually(lambda: cluster.get("intents", "i-1", "host"), timeout=10, tick=5)
+    host = cluster.eventually(lambda: cluster.get("intents", "i-1", "host"), timeout=120, tick=60)
     waited = time.monotonic() - began
     assert host == "scraper-1"
-    # woken by the shard, not by the 5 s tick
-    assert 0.25 < waited < 1.5, waited
+    # Woken by the shard (sent after 0.3 s), not by the 60 s tick: only a wait for
+    # the tick could take half of it.
+    assert 0.25 < waited < 30, waited
 """
     )
     result = pytester.runpytest_subprocess(f"--live-cluster={server.url}")
@@ -486,12 +486,10 @@ def test_start_up_settles_on_a_cluster_that_never_pauses(
         """
     )
     try:
-        started = time.monotonic()
-        result = pytester.runpytest_subprocess(f"--live-cluster={server.url}", "--live-settle=20")
-        took = time.monotonic() - started
+        # Waiting for a pause would run into the settle timeout and say so.
+        result = pytester.runpytest_subprocess(f"--live-cluster={server.url}", "--live-settle=60")
     finally:
         stop.set()
         writer.join()
     result.assert_outcomes(passed=1)
     assert "did not settle" not in result.stdout.str()
-    assert took < 15, f"the run took {took:.1f} s"

@@ -241,7 +241,7 @@ def test_stopping_the_watch_mid_round_is_clean(pytester: pytest.Pytester, sig: i
         watcher.kill()
     text = watcher.text()
     assert code == 1, text  # the last complete round failed
-    assert stopped_in < 10
+    assert stopped_in < 30  # the round's test sleeps 60 s: stopping does not wait it out
     assert "watch: stopped after 1 complete round(s)" in text
     assert "AssertionError: the first round fails" in text  # its failure, reported as usual
     # Both rounds' session fixtures were torn down, the interrupted one included.

@@ -2,8 +2,18 @@
 
 :class:`Runner` runs :meth:`Source.run` on a thread of its own, keeps every
 emitted line, and checks on :meth:`Runner.stop` that ``close()`` made the
-thread end in time. :func:`make_tls` writes a throw-away CA and a server
-certificate for 127.0.0.1 with the ``openssl`` command.
+thread end. Like the collector, it runs the sources a source hands to
+``emit.follow`` (the simulated cluster's processes) on threads of their own,
+into the same list; their errors are in :attr:`Runner.child_errors`.
+:func:`make_tls` writes a throw-away CA and a server certificate for
+127.0.0.1 with the ``openssl`` command. :func:`returns` runs a call under a
+hang guard.
+
+Nothing here measures how long something took (speed is for the benchmarks
+under ``benchmarks/``): a test checks what happened, and that a call returned
+at all. A test of "X ends the wait" makes the other way out :data:`LONG_WAIT`
+long and guards at :data:`HANG_GUARD`, half of it, so only a real bug, never
+a loaded machine, fails it.
 """
 
 from __future__ import annotations
@@ -16,13 +26,49 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from pytest_livecluster.core.ingest import Envelope
 from pytest_livecluster.sources import Source
 
-__all__ = ["Runner", "Tls", "make_tls"]
+__all__ = ["HANG_GUARD", "LONG_WAIT", "Runner", "Tls", "make_tls", "returns"]
+
+T = TypeVar("T")
+
+#: A wait that the code under test must cut short or avoid (a timeout, a tick, a
+#: heartbeat, a backoff, a server's delay): a test sets it this long...
+LONG_WAIT = 60.0
+#: ...and fails when the call has not returned after this many seconds: far longer
+#: than a healthy call takes on any loaded machine, far shorter than LONG_WAIT.
+HANG_GUARD = LONG_WAIT / 2
+
+
+def returns(call: Callable[[], T], *, within: float = HANG_GUARD, what: str = "") -> T:
+    """Run ``call`` on a thread of its own and fail if it has not returned after
+    ``within`` seconds; return its value, or re-raise what it raised.
+
+    A hang guard, not a speed limit: the test passes however slow the machine is,
+    unless the call waits for something it should not (make that wait LONG_WAIT).
+    """
+    __tracebackhide__ = True
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name=f"returns {what or call!r}", daemon=True)
+    thread.start()
+    thread.join(within)
+    assert not thread.is_alive(), f"{what or call!r} did not return within {within} s"
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 class Runner:
@@ -32,6 +78,7 @@ class Runner:
         self.source = source
         self.emitted: list[tuple[bytes, Envelope]] = []
         self.error: BaseException | None = None
+        self.children: list[Runner] = []
         self._cond = threading.Condition()
         self._done = False
         self.thread = threading.Thread(target=self._run, name=f"runner {source.id}", daemon=True)
@@ -85,24 +132,37 @@ class Runner:
         assert not self.thread.is_alive(), f"run() still going after {timeout} s"
         return self.error
 
-    def stop(self, within: float = 2.0) -> float:
-        """close() the source; assert run() returned within ``within`` s, without error."""
-        started = time.monotonic()
+    def stop(self, within: float = 15.0) -> None:
+        """close() the source; assert run() returned, without error.
+
+        ``within`` is a hang guard, not a speed limit. A test that close() must cut a
+        wait short makes that wait LONG_WAIT (a read timeout, a heartbeat, a backoff)
+        and passes ``within=HANG_GUARD``: run() returning at all is the check.
+        """
         self.source.close()
         self.thread.join(within)
-        took = time.monotonic() - started
         assert not self.thread.is_alive(), f"run() did not return {within} s after close()"
         assert self.error is None, f"run() raised {self.error!r}"
-        return took
 
-    def _emit(self, raw: bytes, envelope: Envelope) -> None:
+    @property
+    def child_errors(self) -> list[BaseException]:
+        return [child.error for child in self.children if child.error is not None]
+
+    def __call__(self, raw: bytes, envelope: Envelope, /) -> None:
         with self._cond:
             self.emitted.append((raw, envelope))
             self._cond.notify_all()
 
+    def follow(self, source: Source, /) -> threading.Thread:
+        child = Runner(source)
+        child.emitted = self.emitted
+        child._cond = self._cond
+        self.children.append(child)
+        return child.start().thread
+
     def _run(self) -> None:
         try:
-            self.source.run(self._emit)
+            self.source.run(self)
         except BaseException as exc:
             self.error = exc
         finally:

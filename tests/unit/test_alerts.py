@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-import time
 from pathlib import Path
 
+import httpx
 import pytest
 
+from pytest_livecluster._secrets import scrub
 from pytest_livecluster.alerts import (
     Alerter,
     AlertSettings,
@@ -22,6 +23,7 @@ from pytest_livecluster.alerts.alerter import ci_link
 from pytest_livecluster.alerts.model import Alert, fingerprint
 from pytest_livecluster.alerts.targets import slack_text, webhook_body
 from pytest_livecluster.exceptions import ConfigError
+from tests.support import LONG_WAIT, returns
 from tests.support.receiver import Receiver
 
 T0 = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
@@ -147,9 +149,9 @@ def test_targets_parse_and_print_no_secret(monkeypatch: pytest.MonkeyPatch) -> N
         True,
     )
     hook = parse_target("webhook+https://user:pa55word@hooks.example.com/T0/B0/s3cr3tT0ken?k=v")
-    assert hook.display == "webhook+https://hooks.example.com/…"
+    assert hook.display == "webhook+https://hooks.example.com/***"
     assert hook.endpoint == "https://user:pa55word@hooks.example.com/T0/B0/s3cr3tT0ken?k=v"
-    text = hook.scrub(f"failed: {hook.endpoint} and s3cr3tT0ken and pa55word")
+    text = scrub(f"failed: {hook.endpoint} and s3cr3tT0ken and pa55word")
     assert "s3cr3tT0ken" not in text
     assert "pa55word" not in text
     monkeypatch.setenv("HOOK_URL", "https://hooks.example.com/services/XYZ123")
@@ -157,7 +159,7 @@ def test_targets_parse_and_print_no_secret(monkeypatch: pytest.MonkeyPatch) -> N
     from_env = parse_target("webhook+env:HOOK_URL", {"Authorization": "env:HOOK_TOKEN"})
     assert from_env.endpoint == "https://hooks.example.com/services/XYZ123"
     assert from_env.headers == {"Authorization": "Bearer tok-987654"}
-    assert from_env.scrub("Bearer tok-987654 XYZ123") == "… …"
+    assert scrub("Bearer tok-987654 XYZ123") == "*** ***"
     assert "XYZ123" not in repr(from_env)
 
 
@@ -166,9 +168,9 @@ def test_targets_parse_and_print_no_secret(monkeypatch: pytest.MonkeyPatch) -> N
     [
         (
             "slack+https://hooks.example.com/s3cr3t",
-            "cannot use 'slack+https://hooks.example.com/…'",
+            "cannot use 'slack+https://hooks.example.com/***'",
         ),
-        ("https://hooks.example.com/s3cr3t", "cannot use 'https://hooks.example.com/…'"),
+        ("https://hooks.example.com/s3cr3t", "cannot use 'https://hooks.example.com/***'"),
         ("webhook+ftp://hooks.example.com/s3cr3t", "is not an http(s) URL"),
         ("webhook+", "cannot use"),
         ("webhook+env:NOT_SET_ANYWHERE", "environment variable NOT_SET_ANYWHERE, which is not set"),
@@ -236,6 +238,15 @@ def test_delivery_retries_a_500_then_succeeds() -> None:
         )
 
 
+def test_delivery_retries_425_as_every_sender_does() -> None:
+    """The statuses come from the one policy, ``pytest_livecluster._retry``."""
+    with Receiver(statuses=(425, 200)) as receiver:
+        target = parse_target(f"webhook+{receiver.url}/hook")
+        result = deliver(target, [_alert()], cluster="c", link=None, budget=10)
+    assert (result.ok, result.attempts, result.status) == (True, 2, 200)
+    assert result.first_error == 'HTTP 425 {"status": 425}'
+
+
 def test_delivery_to_alertmanager_posts_its_v2_list() -> None:
     with Receiver() as receiver:
         target = parse_target(f"alertmanager+{receiver.url}")
@@ -255,14 +266,17 @@ def test_delivery_to_alertmanager_posts_its_v2_list() -> None:
 
 
 def test_a_receiver_that_keeps_failing_costs_at_most_the_budget() -> None:
+    """It gives up when the 1.5 s budget is spent: retrying without one would go on past
+    the hang guard. (How long the waits are is test_retry's business, on a fake clock.)"""
     with Receiver(statuses=(503,)) as receiver:
         target = parse_target(f"webhook+{receiver.url}/x")
-        started = time.monotonic()
-        result = deliver(target, [_alert()], cluster="c", link=None, budget=1.5)
-        elapsed = time.monotonic() - started
+        result = returns(
+            lambda: deliver(target, [_alert()], cluster="c", link=None, budget=1.5),
+            what="a delivery with a 1.5 s budget",
+        )
+        assert len(receiver.requests) == result.attempts
     assert not result.ok
     assert result.attempts >= 3
-    assert elapsed < 1.5 + 0.5
     assert result.error == 'HTTP 503 {"status": 503}'
     assert "NOT sent 1 firing" in result.line()
     assert "the next run tries again" in result.line()
@@ -277,31 +291,60 @@ def test_a_4xx_is_final() -> None:
 
 
 def test_an_unreachable_target_and_a_hanging_one_are_bounded() -> None:
+    """Each is given up when its budget is spent. A delivery that waited a hanging
+    receiver out (it would answer after LONG_WAIT) would not return within the hang
+    guard, nor fail with a timeout."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    started = time.monotonic()
-    refused = (
-        deliver(parse_target(f"webhook+http://127.0.0.1:{port}/h"), [_alert()], "", None, 1.0)
-        if False
-        else deliver(
+    refused = returns(
+        lambda: deliver(
             parse_target(f"webhook+http://127.0.0.1:{port}/h"),
             [_alert()],
             cluster="",
             link=None,
             budget=1.0,
-        )
+        ),
+        what="a delivery to a refusing port",
     )
     assert not refused.ok
     assert refused.attempts >= 2
     assert "ConnectError" in (refused.error or "")
-    with Receiver(delay=5) as slow:
-        hanging = deliver(
-            parse_target(f"webhook+{slow.url}"), [_alert()], cluster="", link=None, budget=1.0
+    with Receiver(delay=LONG_WAIT) as slow:
+        hanging = returns(
+            lambda: deliver(
+                parse_target(f"webhook+{slow.url}"), [_alert()], cluster="", link=None, budget=1.0
+            ),
+            what="a delivery to a hanging receiver",
         )
+        assert slow.requests  # it was asked, and never answered
     assert not hanging.ok
     assert "Timeout" in (hanging.error or "")
-    assert time.monotonic() - started < 1.0 + 1.0 + 1.5
+    assert hanging.status is None
+
+
+def test_no_request_may_wait_past_the_budget() -> None:
+    """Each attempt's read timeout is cut to what is left of the 1 s budget, never the
+    5 s a request may take otherwise (read off the requests, not a clock)."""
+    timeouts: list[float] = []
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        timeouts.append(request.extensions["timeout"]["read"])
+        raise httpx.ReadTimeout("no answer", request=request)
+
+    with httpx.Client(transport=httpx.MockTransport(hang)) as client:
+        result = deliver(
+            parse_target("webhook+http://hook.test/h"),
+            [_alert()],
+            cluster="",
+            link=None,
+            budget=1.0,
+            client=client,
+        )
+    assert not result.ok
+    assert result.error == "ReadTimeout: no answer"
+    assert len(timeouts) == result.attempts >= 1
+    assert all(0 < timeout <= 1.0 for timeout in timeouts), timeouts
 
 
 # -- the alerter ------------------------------------------------------------------------

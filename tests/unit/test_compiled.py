@@ -1,15 +1,26 @@
-"""The compiled hot modules behave exactly like their Python source.
+"""The compiled engine: the same results as its source, documented, and never stale.
 
-``setup.py`` compiles ``fastpath``, ``paths`` and ``state`` with mypyc when a
-compiler is there; without one the package stays pure Python. These tests load
-the pure-Python source of ``state`` beside the installed module and feed both
-the same lines.
+``setup.py`` compiles the engine (``core/_fastpath``, ``_paths``, ``_state``)
+with mypyc when a compiler is there; without one the package stays pure
+Python. ``core/_native`` chooses which build runs (its docstring has the
+rules). These tests load the engine's source again beside the installed
+build and feed both the same lines, check that the public names keep their
+signatures and docstrings whichever build runs, and check the choice itself:
+a stale build is simulated with a copy of the installed package whose source
+is then edited, imported in a subprocess.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
+import inspect
 import os
+import pydoc
+import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -21,30 +32,40 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pytest_livecluster
+from pytest_livecluster.core import _native, _paths, _state
 from pytest_livecluster.core import state as installed
 
-PACKAGE = Path(pytest_livecluster.__file__).parent / "core"
+CORE = Path(_native.__file__).parent
+REPO = Path(__file__).resolve().parents[2]
 COUNTERS = ["intents.*.resolution.*.item_scraped.*"]
 
 
-def pure_module(name: str, rename: dict[str, str] | None = None) -> ModuleType:
-    """The module's Python source, run as ``pytest_livecluster._pure_NAME``.
+def source_twin() -> ModuleType:
+    """``core.state`` again, with the engine under it run from source.
 
-    ``rename`` points relative imports at other pure modules: a class from
-    source cannot subclass a compiled one.
+    The ``core`` package is imported a second time, under another name, with
+    :class:`~pytest_livecluster.core._native.SourceFinder` in front of the
+    extensions; its relative imports stay inside the twin, and ``..exceptions``
+    is the real one.
     """
-    source = (PACKAGE / f"{name}.py").read_text()
-    for old, new in (rename or {}).items():
-        source = source.replace(f"from .{old} import", f"from .{new} import")
-    module = ModuleType(f"pytest_livecluster.core._pure_{name}")
-    module.__package__ = "pytest_livecluster.core"
-    sys.modules[module.__name__] = module  # dataclasses look their module up there
-    exec(compile(source, str(PACKAGE / f"{name}.py"), "exec"), module.__dict__)
-    return module
+    name = "pytest_livecluster._source_core"
+    finder = _native.SourceFinder(package=name)
+    sys.meta_path.insert(0, finder)
+    try:
+        spec = importlib.util.spec_from_file_location(
+            name, CORE / "__init__.py", submodule_search_locations=[str(CORE)]
+        )
+        assert spec is not None
+        assert spec.loader is not None
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[name] = package
+        spec.loader.exec_module(package)
+        return importlib.import_module(f"{name}.state")
+    finally:
+        sys.meta_path.remove(finder)
 
 
-pure_module("paths")
-PURE = pure_module("state", {"paths": "_pure_paths"})
+PURE = source_twin()
 
 keys = st.sampled_from(["intents", "i-1", "i-2", "resolution", "s1", "item_scraped", "a", "b"])
 leaves = st.one_of(
@@ -81,10 +102,19 @@ def feed(module: ModuleType, data: list[bytes]) -> Any:
     return (
         state.snapshot(),
         state.total("intents.*.resolution.*.item_scraped.*.*"),
+        state.collapse(COUNTERS[0]),
         stats.rejected,
         stats.accepted,
         [entry.raw for entry in state.journal()],
+        [(r.reason, r.text) for r in state.rejected()],
     )
+
+
+def test_the_twin_runs_from_source() -> None:
+    engine = sys.modules[f"{PURE.__package__}._state"]
+    assert engine.__file__ is not None
+    assert engine.__file__.endswith("_state.py")
+    assert PURE.State is not installed.State
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -103,7 +133,189 @@ def test_hot_modules_are_compiled_in_ci() -> None:
     """CI builds on a machine with a C compiler, so the speed claims are about compiled code."""
     if os.environ.get("CI") != "true":
         pytest.skip("only CI insists on the compiled build")
-    for name in ("fastpath", "paths", "state"):
+    assert _native.COMPILED, _native.REASON
+    for name in _native.ENGINE:
         module = importlib.import_module(f"pytest_livecluster.core.{name}")
         assert module.__file__ is not None
         assert module.__file__.endswith(".so"), f"{name} is not compiled: {module.__file__}"
+
+
+def test_the_choice_matches_what_runs() -> None:
+    for module in (_state, _paths):
+        assert module.__file__ is not None
+        assert module.__file__.endswith(".py") != _native.COMPILED, _native.REASON
+
+
+# -- the public names keep their signatures and docstrings --------------------------
+
+PUBLIC = {
+    "State": [
+        "counters",
+        "ttl",
+        "limits",
+        "journal_size",
+        "rejected_size",
+        "sample_chars",
+        "clock",
+        "sink",
+    ],
+    "merge_patch": ["target", "patch"],
+    "JournalEntry": ["seq", "recv_ns", "envelope", "raw"],
+    "Rejected": ["seq", "recv_ns", "envelope", "reason", "detail", "text"],
+    "StateStats": [
+        "version",
+        "lines",
+        "accepted",
+        "rejected",
+        "bom_stripped",
+        "evicted",
+        "journal",
+    ],
+    "Pattern": ["text", "segments"],
+    "parse_pattern": ["text"],
+    "format_path": ["path"],
+    "Envelope": ["source", "stream", "origin_ns", "source_seq", "unterminated"],
+    "Limits": ["max_line_bytes", "max_depth"],
+}
+
+
+@pytest.mark.parametrize(("name", "parameters"), PUBLIC.items(), ids=list(PUBLIC))
+def test_public_names_keep_their_signature_and_docstring(name: str, parameters: list[str]) -> None:
+    obj = getattr(pytest_livecluster, name)
+    assert list(inspect.signature(obj).parameters) == parameters
+    doc = inspect.getdoc(obj)
+    # A dataclass without a docstring gets its signature as one.
+    assert doc, f"{name} has no docstring"
+    assert not doc.startswith(f"{name}("), f"{name} has only the dataclass' made-up docstring"
+    shown = pydoc.render_doc(obj, renderer=pydoc.plaintext)
+    assert doc.splitlines()[0] in shown
+    assert f"{name}({parameters[0]}" in shown.replace("*, ", "")
+
+
+def test_every_public_method_of_state_is_documented() -> None:
+    state = pytest_livecluster.State
+    undocumented = [
+        name
+        for name, member in inspect.getmembers(state)
+        if not name.startswith("_")
+        and (callable(member) or isinstance(member, property))
+        and not inspect.getdoc(member)
+    ]
+    # ingest is the compiled engine's own method, for speed; the class documents it.
+    assert undocumented in ([], ["ingest"])
+    assert "state.ingest(line, envelope=None) -> bool" in " ".join(inspect.getdoc(state).split())
+    assert list(inspect.signature(state.ingest).parameters) == ["self", "line", "envelope"]
+
+
+# -- choosing the build -------------------------------------------------------------
+
+
+def test_a_source_that_differs_from_the_record_is_stale(tmp_path: Path) -> None:
+    for name in _native.ENGINE:
+        (tmp_path / f"{name}.py").write_text(f"# {name}\n")
+    record = {name: _native.source_hash(tmp_path / f"{name}.py") for name in _native.ENGINE}
+    assert _native.stale_sources(record, tmp_path) == []
+
+    (tmp_path / "_paths.py").write_text("# _paths, edited\n")
+    assert _native.stale_sources(record, tmp_path) == [
+        f"{tmp_path / '_paths.py'} changed since it was compiled"
+    ]
+
+
+def test_a_record_without_a_module_or_without_sources() -> None:
+    record = {"_fastpath": "0" * 64, "_state": "0" * 64}
+    assert _native.stale_sources(record, Path("/nonexistent")) == [
+        "_paths.py was not compiled by this build"
+    ]
+
+
+def run_engine(package_root: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Import the engine from ``package_root`` in a fresh interpreter; print what runs."""
+    code = (
+        "import pytest_livecluster.core.state as state\n"
+        "from pytest_livecluster.core import _native, _state\n"
+        "s = state.State(counters=['a.*'])\n"
+        's.ingest(b\'{"a": {"x": 2}}\')\n'
+        "print(_native.COMPILED, _state.__file__, s.total('a.*'), sep='\\n')\n"
+        "print(_native.REASON)\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != _native.PURE_PYTHON_ENV}
+    environ.update(env, PYTHONPATH=str(package_root), PYTHONWARNINGS="default")
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=package_root,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+@pytest.fixture
+def built_copy(tmp_path: Path) -> Path:
+    """A copy of the installed package, compiled modules included."""
+    if not _native.COMPILED:
+        pytest.skip(f"the installed engine is not compiled ({_native.REASON})")
+    shutil.copytree(
+        Path(pytest_livecluster.__file__).parent,
+        tmp_path / "pytest_livecluster",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    return tmp_path
+
+
+def test_an_unchanged_copy_runs_compiled(built_copy: Path) -> None:
+    done = run_engine(built_copy)
+    compiled, path, total, reason = done.stdout.splitlines()
+    assert (compiled, total, reason) == ("True", "2", "compiled")
+    assert path.startswith(str(built_copy))
+    assert path.endswith(".so")
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize("name", _native.ENGINE)
+def test_an_edited_source_runs_instead_of_its_stale_build(built_copy: Path, name: str) -> None:
+    source = built_copy / "pytest_livecluster" / "core" / f"{name}.py"
+    source.write_text(source.read_text() + "\n# edited after the build\n")
+    done = run_engine(built_copy)
+    compiled, path, total, reason = done.stdout.splitlines()
+    assert (compiled, total) == ("False", "2")
+    assert path == str(built_copy / "pytest_livecluster" / "core" / "_state.py")
+    assert reason == f"stale: {source} changed since it was compiled"
+    assert done.stderr.count("RuntimeWarning") == 1
+    assert f"{source} changed since it was compiled; running its source instead" in done.stderr
+    assert "`make install`" in done.stderr
+
+
+def test_a_missing_compiled_module_means_none_runs(built_copy: Path) -> None:
+    (extension,) = (built_copy / "pytest_livecluster" / "core").glob("_paths.*.so")
+    extension.unlink()
+    done = run_engine(built_copy)
+    compiled, path, _, reason = done.stdout.splitlines()
+    assert (compiled, path.endswith("_state.py")) == ("False", True)
+    assert reason == "stale: _paths has no compiled module"
+    assert "RuntimeWarning" in done.stderr
+
+
+def test_the_environment_can_ask_for_the_source(built_copy: Path) -> None:
+    done = run_engine(built_copy, **{_native.PURE_PYTHON_ENV: "1"})
+    compiled, path, total, reason = done.stdout.splitlines()
+    assert (compiled, total, reason) == ("False", "2", f"{_native.PURE_PYTHON_ENV} is set")
+    assert path.endswith("_state.py")
+    assert done.stderr == ""
+
+
+def test_setup_and_makefile_compile_the_engine() -> None:
+    """Three lists name the compiled modules: ``_native.ENGINE``, setup.py's and the Makefile's."""
+    setup = ast.parse((REPO / "setup.py").read_text())
+    (listed,) = [
+        ast.literal_eval(node.value)
+        for node in setup.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "ENGINE" for t in node.targets)
+    ]
+    assert tuple(listed) == _native.ENGINE
+    makefile = (REPO / "Makefile").read_text()
+    (line,) = re.findall(r"^COMPILED := (.*)$", makefile, re.MULTILINE)
+    assert line.split() == [f"pytest_livecluster/core/{name}.py" for name in _native.ENGINE]

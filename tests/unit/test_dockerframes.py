@@ -37,7 +37,6 @@ import json
 import random
 import re
 import struct
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,14 +47,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_livecluster.exceptions import SourceError
+from pytest_livecluster.sources.docker.dedup import Deduplicator
 from pytest_livecluster.sources.docker.frames import (
-    Deduplicator,
     DockerFramingError,
     LogMessage,
     LogStreamDecoder,
-    format_since,
-    parse_timestamp,
 )
+from pytest_livecluster.sources.docker.timestamps import format_since, parse_timestamp
 
 DATA = Path(__file__).parent / "data" / "docker"
 FILLER = "".join(str(i) for i in range(1, 30001)).encode()
@@ -936,23 +934,26 @@ def test_state_reports_each_stream() -> None:
     }
 
 
-# -- speed --------------------------------------------------------------------------------------
+# -- many short lines ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("tty", [False, True])
-def test_10000_short_lines_decode_well_under_50_ms(tty: bool) -> None:
+def test_10000_short_lines_in_64k_chunks_decode_exactly(tty: bool) -> None:
+    """The input ``benchmarks/bench_dockerframes.py`` times; here only the result counts."""
     entries = [
         ("stdout" if i % 2 else "stderr", T0 + i * 137_000, b'{"seq":%d,"s":"o","boot":0}' % i)
         for i in range(10_000)
     ]
     data = encode(entries, tty=tty)
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        decoder = LogStreamDecoder(tty=tty)
-        count = 0
-        for pos in range(0, len(data), 65536):
-            count += len(decoder.feed(data[pos : pos + 65536]))
-        best = min(best, time.perf_counter() - start)
-        assert count == 10_000
-    assert best < 0.05
+    decoder = LogStreamDecoder(tty=tty)
+    messages: list[LogMessage] = []
+    for pos in range(0, len(data), 65536):
+        messages += decoder.feed(data[pos : pos + 65536])
+    assert decoder.finish(exited=True) == []
+    # encode() sends each stream's lines in order, stdout's first; a TTY has only stdout.
+    assert messages == [
+        LogMessage("stdout" if tty else stream, ts, line)
+        for wanted in ("stdout", "stderr")
+        for stream, ts, line in entries
+        if stream == wanted
+    ]

@@ -30,7 +30,7 @@ from pytest_livecluster.sim import FAULTS, OrchestratorClient, SimCluster, SimEr
 from pytest_livecluster.sources import SourceOptions, parse_specs
 from pytest_livecluster.sources.http import HttpSource
 from pytest_livecluster.sources.sim import SimSource, parse_sim_spec
-from tests.support import Runner
+from tests.support import HANG_GUARD, Runner, returns
 
 COUNTERS = ["intents.*.resolution.*.item_scraped.*", "intents.*.resolution.*.received"]
 DOMAINS = ["site1.example", "shop.example", "news.example"]
@@ -246,13 +246,12 @@ def live() -> Iterator[Live]:
             live.wait(lambda: all(state.get(host, "msg") == "Hello World" for host in HOSTS))
             yield live
     finally:
-        assert collector.close() == []
+        assert collector.close(timeout=HANG_GUARD) == []
     assert collector.failures == []
 
 
 def test_a_healthy_intent_resolves_through_both_phases(live: Live) -> None:
     iid = live.client.set_intent("scraper-1", "scraper@1.4", spotter="spotter-1")
-    start = time.monotonic()
     intent = live.wait(lambda: live.state.get("intents", iid))
     assert {k: intent[k] for k in ("host", "module", "kind")} == {
         "host": "scraper-1",
@@ -262,7 +261,6 @@ def test_a_healthy_intent_resolves_through_both_phases(live: Live) -> None:
     live.wait(lambda: set(live.resolution(iid)["scraper-1"]["item_scraped"]) == set(DOMAINS))
     live.wait(lambda: live.resolution(iid)["spotter-1"]["received"] > 0)
     sent, received = live.settled(iid)
-    assert time.monotonic() - start < 4.0
     resolution = live.resolution(iid)
     assert set(resolution) == {"scraper-1", "spotter-1"}
     scraper = resolution["scraper-1"]
@@ -434,8 +432,7 @@ def test_stop_leaves_no_process_behind() -> None:
         assert workdir is not None
         # Nothing on stderr (no warning, no traceback) in a healthy start.
         assert [(workdir / f"{host}.stderr").read_text() for host in sim.log_urls] == ["", "", ""]
-        start = time.monotonic()
-    assert time.monotonic() - start < 2.0
+        returns(sim.stop, what="SimCluster.stop()")  # the with block's exit stops it again
     assert not pids & {child.pid for child in me.children(recursive=True)}
     assert not [pid for pid in pids if psutil.pid_exists(pid)]
     assert not workdir.exists()
@@ -468,25 +465,24 @@ def test_faults_at_start_through_the_spec_and_a_prompt_close() -> None:
                 client.set_fault("nope")
         pids = set(source.cluster.pids().values())
     finally:
-        start = time.monotonic()
-        stuck = collector.close()
+        stuck = collector.close(timeout=HANG_GUARD)
     assert stuck == []
-    assert time.monotonic() - start < 2.0
     assert collector.failures == []
     assert source.health.state == "closed"
     assert not [pid for pid in pids if psutil.pid_exists(pid)]
 
 
-def test_close_while_the_cluster_starts_returns_at_once() -> None:
+def test_close_while_the_cluster_starts_abandons_the_start() -> None:
+    """The start is cancelled, not waited out: no cluster ever ran (a start that went on
+    would have set one), and nothing is left behind."""
     before = set(psutil.Process().children(recursive=True))
     source = SimSource(scrapers=3, spotters=2)
     collector = Collector(State(), [source]).start()
     time.sleep(0.1)
-    start = time.monotonic()
-    assert collector.close() == []
-    assert time.monotonic() - start < 2.0
+    assert collector.close(timeout=HANG_GUARD) == []
     assert (collector.failures, source.health.state) == ([], "closed")
     assert source.started.is_set()
+    assert source.cluster is None
     assert set(psutil.Process().children(recursive=True)) <= before
 
 

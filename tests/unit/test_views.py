@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
 from pytest_livecluster import Envelope, State
-from pytest_livecluster.methodology.views import (
-    Methodology,
-    Phase,
-    Views,
-    report_sections,
-    traceback_groups,
-)
+from pytest_livecluster.methodology.schema import Methodology
+from pytest_livecluster.methodology.sections import report_sections
+from pytest_livecluster.methodology.views import Phase, traceback_groups
+from pytest_livecluster.methodology.views import Views as _Views
 
 T0 = 1_764_072_000_000_000_000  # ns
+
+
+def docker_host(origin: str) -> str:
+    """What the Docker source answers for its envelope sources: the container."""
+    return origin.removeprefix("docker:")
+
+
+def Views(state: State, methodology: Methodology | None = None, **kwargs: Any) -> _Views:
+    return _Views(state, methodology, host_of=docker_host, **kwargs)
 
 
 def feed(state: State, source: str, *shards: object, stream: str = "stdout", at: float = 0) -> None:
@@ -178,7 +186,7 @@ def test_an_unfinished_traceback_is_still_an_error() -> None:
     feed(
         state, "s", b"Traceback (most recent call last):", b'  File "x.py", line 1', stream="stderr"
     )
-    [group] = traceback_groups(state.rejected())
+    [group] = traceback_groups(state.rejected(), docker_host)
     assert (group.host, group.type, group.count) == ("s", "traceback", 1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,7 @@ from pytest_livecluster.core.waiting import (
     eventually,
     eventually_attempts,
 )
+from tests.support import HANG_GUARD, LONG_WAIT, returns
 
 
 def later(state: State, line: bytes, delay: float) -> threading.Timer:
@@ -24,11 +26,15 @@ def later(state: State, line: bytes, delay: float) -> threading.Timer:
 
 
 def test_eventually_returns_the_checks_value_once_a_shard_arrives() -> None:
+    """Woken by the shard, not by the tick: the tick is LONG_WAIT, so returning within
+    the HANG_GUARD means the ingest woke it."""
     state = State()
     timer = later(state, b'{"a": {"b": 7}}', 0.1)
-    began = time.monotonic()
-    assert eventually(state, lambda: state.get("a", "b"), timeout=5, tick=10) == 7
-    assert time.monotonic() - began < 1.0  # woken by the shard, not the 10 s tick
+
+    def wait() -> Any:
+        return eventually(state, lambda: state.get("a", "b"), timeout=2 * LONG_WAIT, tick=LONG_WAIT)
+
+    assert returns(wait) == 7
     timer.join()
 
 
@@ -39,32 +45,50 @@ def test_eventually_rechecks_on_the_tick_without_changes() -> None:
 
 
 def test_a_timeout_names_the_check_the_count_and_the_failures() -> None:
+    """Each check takes 0.1 s of a fake clock, so the count and the times are exact."""
     state = State()
     calls = iter(range(100))
+    now = [0.0]
 
     def never() -> None:
+        now[0] += 0.1
         raise AssertionError(f"attempt {next(calls)}")
 
     with pytest.raises(EventuallyFailed) as info:
-        eventually(state, never, timeout=0.3, tick=0.1, explain=lambda: "extra context")
+        eventually(
+            state,
+            never,
+            timeout=0.3,
+            tick=0.01,
+            explain=lambda: "extra context",
+            clock=lambda: now[0],
+        )
     error = info.value
     text = str(error)
     name = "test_a_timeout_names_the_check_the_count_and_the_failures.<locals>.never"
     assert text.startswith(f"eventually: {name} (test_waiting.py:")
-    assert f"did not pass within 0.3 s ({error.checks} checks)" in text
-    assert "first failure (at 0.000 s): AssertionError: attempt 0" in text
-    assert f"AssertionError: attempt {error.checks - 1}" in text
+    assert "did not pass within 0.3 s (3 checks)" in text
+    assert "first failure (at 0.100 s): AssertionError: attempt 0" in text
+    assert "last failure (at 0.300 s): AssertionError: attempt 2" in text
     assert text.endswith("\n\nextra context")
-    assert 3 <= error.checks <= 6
+    assert error.checks == 3
+    assert error.first is not None
+    assert error.first.message == "AssertionError: attempt 0"
     assert "RetryError" not in text
 
 
 def test_other_exceptions_are_bugs_and_propagate_at_once() -> None:
+    """At once: the check ran once, and was not retried until the timeout."""
     state = State()
-    began = time.monotonic()
+    calls = []
+
+    def broken() -> float:
+        calls.append(1)
+        return 1 / 0
+
     with pytest.raises(ZeroDivisionError):
-        eventually(state, lambda: 1 / 0, timeout=5)
-    assert time.monotonic() - began < 0.5
+        eventually(state, broken, timeout=5, tick=0.01)
+    assert len(calls) == 1
 
 
 def test_missing_keys_mean_not_yet() -> None:
@@ -101,28 +125,66 @@ def test_consistently_holds_for_the_window() -> None:
     state = State()
     state.ingest(b'{"ok": true}')
     began = time.monotonic()
-    consistently(state, lambda: state.get("ok"), window=0.3, tick=0.05)
-    assert 0.3 <= time.monotonic() - began < 1.0
+    returns(lambda: consistently(state, lambda: state.get("ok"), window=0.3, tick=0.05))
+    assert time.monotonic() - began >= 0.3  # the whole window (a lower bound: load cannot break it)
+
+
+def test_consistently_returns_at_the_first_check_past_the_window() -> None:
+    """On a fake clock (each check takes 0.1 s of it): checks at 0.1, 0.2 and 0.3 s, and
+    the one at the end of the 0.3 s window is the last; no check after it."""
+    state = State()
+    state.ingest(b'{"ok": true}')
+    now = [0.0]
+    seen: list[float] = []
+
+    def holds() -> bool:
+        now[0] += 0.1
+        seen.append(round(now[0], 3))
+        return len(seen) <= 3  # a 4th check would fail the test, not hang it
+
+    consistently(state, holds, window=0.3, tick=0.01, clock=lambda: now[0])
+    assert seen == [0.1, 0.2, 0.3]
 
 
 def test_consistently_fails_at_the_first_violating_shard() -> None:
+    """Woken by the violating shard, not by the LONG_WAIT tick or window. The shard comes
+    once the first check has passed and moves a fake clock 0.2 s on, so the message is
+    exact however slow the machine."""
     state = State()
     state.ingest(b'{"ok": true}')
-    timer = later(state, b'{"ok": false}', 0.2)
-    began = time.monotonic()
+    now = [0.0]
+    checked = threading.Event()
+
+    def ok() -> Any:
+        value = state.get("ok")
+        checked.set()
+        return value
+
+    def violate() -> None:
+        if checked.wait(HANG_GUARD):
+            now[0] += 0.2
+            state.ingest(b'{"ok": false}')
+
+    violator = threading.Thread(target=violate, daemon=True)
+    violator.start()
     with pytest.raises(ConsistentlyFailed) as info:
-        consistently(
-            state,
-            lambda: state.get("ok"),
-            window=10,
-            what="ok stays true",
-            explain=lambda good, bad: f"between versions {good} and {bad}",
+        returns(
+            lambda: consistently(
+                state,
+                ok,
+                window=LONG_WAIT,
+                tick=LONG_WAIT,
+                what="ok stays true",
+                explain=lambda good, bad: f"between versions {good} and {bad}",
+                clock=lambda: now[0],
+            )
         )
-    assert time.monotonic() - began < 2
-    text = str(info.value)
-    assert text.startswith("consistently: ok stays true stopped holding after 0.")
-    assert text.endswith("returned False\n\nbetween versions 1 and 2")
-    timer.join()
+    violator.join()
+    assert str(info.value) == (
+        "consistently: ok stays true stopped holding after 0.200 s of 60 s (check 2): "
+        "returned False\n\nbetween versions 1 and 2"
+    )
+    assert (info.value.at, info.value.version) == (0.2, 2)
 
 
 def test_consistently_says_when_it_never_held() -> None:

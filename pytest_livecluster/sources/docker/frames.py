@@ -1,4 +1,4 @@
-"""Decoding the body of Docker's ``GET /containers/{id}/logs``, and dropping resumed replays.
+"""Decoding the body of Docker's ``GET /containers/{id}/logs`` into lines.
 
 Wire format (Engine API 1.41, ``timestamps=1``; checked on Engine 20.10.24 with json-file):
 
@@ -23,100 +23,29 @@ The body is decoded here rather than through docker-py because docker-py
 drops the frame type (stdout, stderr and the engine's errors become one
 undistinguished stream), yields TTY output one byte per item, and floors a
 ``since`` datetime to whole seconds, which replays a whole second of lines on
-every reconnect.
-
-:class:`Deduplicator` removes what such a replay delivers twice: a ``since``
-resume is inclusive, so lines at the resume timestamp come again. It keeps a
-high-water mark per stream because the engine timestamps stdout and stderr in
-separate goroutines: merged, timestamps go backwards; within one stream, they
-never do.
+every reconnect. The timestamps are read by :mod:`.timestamps`; what a resume
+delivers twice is dropped by :mod:`.dedup`.
 """
 
 from __future__ import annotations
 
-import re
 import struct
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
-from functools import lru_cache
-from hashlib import blake2b
-from typing import Any, Final
+from typing import Final
 
 from ...exceptions import SourceError
+from .timestamps import TS_WINDOW, parse_timestamp
 
-__all__ = [
-    "Deduplicator",
-    "DockerFramingError",
-    "LogMessage",
-    "LogStreamDecoder",
-    "format_since",
-    "parse_timestamp",
-]
+__all__ = ["DockerFramingError", "LogMessage", "LogStreamDecoder"]
 
 STREAMS: Final = {1: "stdout", 2: "stderr", 3: "system"}
 _HEADER: Final = 8
 _HEADER_STRUCT: Final = struct.Struct(">B3sI")
-# The longest timestamp ("YYYY-MM-DDTHH:MM:SS.nnnnnnnnn+hh:mm") is 35 bytes; its space must
-# appear within this many bytes of the start of a message, or the message has no timestamp.
-_TS_WINDOW: Final = 40
-_NS: Final = 1_000_000_000
-_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
-_CIVIL: Final = re.compile(rb"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})")
-_TAIL: Final = re.compile(rb"(?:\.([0-9]{1,9}))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))")
 
 
 class DockerFramingError(SourceError, ValueError):
     """The body is not the multiplexed stream it should be (a TTY container decoded as
     non-TTY, a proxy that altered the body, or an engine speaking another format)."""
-
-
-def parse_timestamp(text: bytes) -> int:
-    """RFC3339Nano as the engine writes it -> integer nanoseconds since the epoch.
-
-    Accepts 0 to 9 fraction digits and ``Z`` or a ``+hh:mm``/``-hh:mm`` offset.
-    Parsed by hand because ``datetime.fromisoformat`` drops digits past the
-    sixth. Raises ValueError on anything else.
-    """
-    # The engine's own form (RFC3339NanoFixed, always 9 digits and "Z") skips the regex.
-    if len(text) == 30 and text[19] == 0x2E and text[29] == 0x5A:
-        fraction = text[20:29]
-        if fraction.isdigit():
-            return _civil_seconds(text[:19]) * _NS + int(fraction)
-    tail = _TAIL.fullmatch(text, 19)
-    if tail is None:
-        raise ValueError(f"not an RFC 3339 timestamp: {text[:_TS_WINDOW]!r}")
-    seconds = _civil_seconds(text[:19])
-    digits, sign, hours, minutes = tail.groups()
-    if sign is not None:
-        if int(hours) > 23 or int(minutes) > 59:
-            raise ValueError(f"bad UTC offset in timestamp {text!r}")
-        offset = int(hours) * 3600 + int(minutes) * 60
-        seconds -= offset if sign == b"+" else -offset
-    fraction_ns = int(digits.ljust(9, b"0")) if digits else 0
-    return seconds * _NS + fraction_ns
-
-
-@lru_cache(maxsize=4096)
-def _civil_seconds(text: bytes) -> int:
-    # Consecutive log lines share their date and second; caching them keeps decoding cheap.
-    match = _CIVIL.fullmatch(text)
-    if match is None:
-        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
-    year, month, day, hour, minute, second = map(int, match.groups())
-    if hour > 23 or minute > 59 or second > 59:
-        raise ValueError(f"time of day out of range in timestamp {text!r}")
-    try:
-        days = date(year, month, day).toordinal() - _EPOCH_ORDINAL
-    except ValueError:
-        raise ValueError(f"no such date in timestamp {text!r}") from None
-    return days * 86400 + hour * 3600 + minute * 60 + second
-
-
-def format_since(ns: int) -> str:
-    """The engine's ``since`` parameter for ``ns``, keeping all nine fraction digits."""
-    return f"{ns // _NS}.{ns % _NS:09d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +235,7 @@ class LogStreamDecoder:
                 end = pos + size
                 if end <= n and kind != 3:
                     # Fast path: a whole frame holding one complete line.
-                    sp = find(b" ", pos, min(end, pos + _TS_WINDOW))
+                    sp = find(b" ", pos, min(end, pos + TS_WINDOW))
                     if sp > pos and data[end - 1] == 0x0A and pending[stream].ts is None:
                         try:
                             ts = parse_timestamp(data[pos:sp])
@@ -331,7 +260,7 @@ class LogStreamDecoder:
                     continue
             if self._head:
                 avail = min(self._remaining, n - pos)
-                window = min(self._remaining, _TS_WINDOW)
+                window = min(self._remaining, TS_WINDOW)
                 sp = data.find(b" ", pos, pos + min(avail, window))
                 if sp < 0 and avail < window:
                     self._stash = data[pos:]
@@ -403,10 +332,10 @@ class LogStreamDecoder:
         pos = 0
         while pos < n:
             if self._tty_ts is None:
-                window_end = min(n, pos + _TS_WINDOW)
+                window_end = min(n, pos + TS_WINDOW)
                 nl = data.find(b"\n", pos, window_end)
                 sp = data.find(b" ", pos, nl if nl >= 0 else window_end)
-                if sp < 0 and nl < 0 and n - pos < _TS_WINDOW and not final:
+                if sp < 0 and nl < 0 and n - pos < TS_WINDOW and not final:
                     self._stash = data[pos:]
                     return
                 ts = self._ts_or_none(data[pos:sp]) if sp > pos else None
@@ -446,109 +375,3 @@ class LogStreamDecoder:
                 self._append("stdout", ts, text)
             self._stash = hold
             return
-
-
-class _Mark:
-    """One stream's high-water mark."""
-
-    __slots__ = ("admitted", "counted", "dropped", "seen", "ts")
-
-    def __init__(self, ts: int, digest: bytes) -> None:
-        self.ts = ts
-        # Lines at ``ts``: how many of each were admitted in all, and how many of each the
-        # current connection has delivered. Admitted == seen except while a replay catches up.
-        self.counted: Counter[bytes] = Counter((digest,))
-        self.seen: Counter[bytes] = Counter((digest,))
-        self.admitted = 1
-        self.dropped = 0
-
-
-class Deduplicator:
-    """Drops the lines a ``since`` resume delivers again, for one container.
-
-    Per stream it keeps the highest timestamp admitted (the mark) and a
-    multiset of the hashes of the lines admitted at that timestamp. A line
-    above the mark is new; below it, already seen (within one stream the
-    engine's timestamps never go backwards); at the mark, new only once the
-    current connection has delivered it more often than it was admitted, so
-    identical lines that share a timestamp all survive, while the replay of
-    the lines at the resume timestamp is dropped.
-
-    ``system`` messages are always admitted and not tracked: they are the
-    engine's errors about this request, not replayed log content.
-
-    ``streams`` are the streams the request asks for (pass ``("stdout",)`` for
-    a TTY). A stream with no line yet has no mark to resume from, and the
-    marks of the others do not bound it: the engine stamps a line before it
-    stores it, so a stdout line stamped just before a stderr line can be sent
-    just after it, and a partial line discarded at a cut keeps the timestamp
-    of its first piece, however long ago that was.
-    """
-
-    def __init__(self, *, streams: Iterable[str] = ("stdout", "stderr")) -> None:
-        self.streams = tuple(streams)
-        self._marks: dict[str, _Mark] = {}
-
-    def admit(self, msg: LogMessage) -> bool:
-        """True if ``msg`` is new, and record it; False if it was delivered before."""
-        if msg.stream == "system":
-            return True
-        ts = msg.ts_ns
-        mark = self._marks.get(msg.stream)
-        if mark is None:
-            self._marks[msg.stream] = _Mark(ts, _digest(msg.line))
-            return True
-        if ts > mark.ts:
-            digest = _digest(msg.line)
-            mark.ts = ts
-            mark.counted = Counter((digest,))
-            mark.seen = Counter((digest,))
-            mark.admitted += 1
-            return True
-        if ts < mark.ts:
-            mark.dropped += 1
-            return False
-        digest = _digest(msg.line)
-        seen = mark.seen[digest] + 1
-        mark.seen[digest] = seen
-        if seen > mark.counted[digest]:
-            mark.counted[digest] = seen
-            mark.admitted += 1
-            return True
-        mark.dropped += 1
-        return False
-
-    def resume_since_ns(self) -> int | None:
-        """Where to resume (send it with :func:`format_since`): the lowest stream's mark, so
-        that every stream's lines from its own mark on are sent again.
-
-        None while one of ``streams`` has had no line (so also before the first line): then
-        repeat the original request, with its own ``since`` if it had one. That replays more,
-        and the replay is dropped here; resuming from the other streams' marks could skip the
-        silent stream's first line.
-        """
-        if not self._marks or any(stream not in self._marks for stream in self.streams):
-            return None
-        return min(mark.ts for mark in self._marks.values())
-
-    def begin_replay(self) -> None:
-        """Call when a new connection starts, before feeding its lines: it will deliver the
-        lines at each mark again, so counting what the connection delivered starts over."""
-        for mark in self._marks.values():
-            mark.seen.clear()
-
-    def state(self) -> dict[str, Any]:
-        """Per stream: the mark, lines admitted at it, and lines admitted and dropped in all."""
-        return {
-            stream: {
-                "mark_ns": mark.ts,
-                "ties": mark.counted.total(),
-                "admitted": mark.admitted,
-                "dropped": mark.dropped,
-            }
-            for stream, mark in sorted(self._marks.items())
-        }
-
-
-def _digest(line: bytes) -> bytes:
-    return blake2b(line, digest_size=16).digest()

@@ -1,0 +1,264 @@
+"""The connection to one Docker engine, and the few read-only requests the source makes.
+
+The engine is the one ``;host=`` names, else ``DOCKER_HOST`` (with ``DOCKER_TLS_VERIFY``
+and ``DOCKER_CERT_PATH``), else the local socket. Only read-only endpoints are called:
+``/version``, ``/events``, ``/containers/json``, ``/containers/{id}/json`` and
+``/containers/{id}/logs``.
+
+docker-py provides the connection (unix socket, TCP, TLS from the environment) and the
+short requests (version, list, inspect). Log and event bodies are read from the raw
+HTTP response rather than through docker-py's helpers, which drop the stdout/stderr
+distinction, turn a broken connection into a normal end of iteration and cannot be
+given a nanosecond ``since``: those requests are made here, through the public
+``requests.Session`` API that docker-py's ``APIClient`` extends, so that their bodies
+can be read raw and their sockets shut down from another thread by
+:meth:`Engine.cut_all`, which wakes every blocked read at once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+
+import docker
+import requests
+from docker.transport.unixconn import (
+    UnixHTTPAdapter,
+    UnixHTTPConnection,
+    UnixHTTPConnectionPool,
+)
+
+from ..._secrets import redact_url, remember_url
+from ..._sockets import shutdown
+from ...exceptions import SourceError, SourceUnavailable
+from .errors import Closed, api_error, translate
+from .spec import DockerSpec
+
+__all__ = ["HEALTHY_AFTER_S", "Engine", "Stream"]
+
+# A connection that lasted this long proves the engine healthy: the backoff starts over.
+HEALTHY_AFTER_S: Final = 2.0
+_POOL_SIZE: Final = 256
+_CHUNK: Final = 65536
+
+
+class _UnixConnection(UnixHTTPConnection):  # type: ignore[misc]
+    """docker-py's, closing its socket when connecting fails.
+
+    docker-py leaves that socket to the garbage collector, so every reconnect attempt
+    while the engine restarts would raise a ResourceWarning.
+    """
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.unix_socket)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class _UnixPool(UnixHTTPConnectionPool):  # type: ignore[misc]
+    def _new_conn(self) -> _UnixConnection:
+        return _UnixConnection(self.base_url, self.socket_path, self.timeout)
+
+
+class _UnixAdapter(UnixHTTPAdapter):  # type: ignore[misc]
+    def get_connection(self, url: Any, proxies: Any = None) -> _UnixPool:
+        with self.pools.lock:
+            pool: _UnixPool | None = self.pools.get(url)
+            if pool is None:
+                pool = _UnixPool(url, self.socket_path, self.timeout, maxsize=self.max_pool_size)
+                self.pools[url] = pool
+        return pool
+
+
+class Stream:
+    """One streaming response (events or logs) that another thread can cut."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self._response = response
+        self.opened = time.monotonic()
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body as it arrives; ends at the engine's end of body, raises if it broke."""
+        yield from self._response.raw.stream(_CHUNK, decode_content=False)
+
+    def age(self) -> float:
+        """Seconds since the response arrived."""
+        return time.monotonic() - self.opened
+
+    def cut(self) -> None:
+        """Wake the thread blocked reading this stream. Safe from any thread."""
+        sock = _socket_of(self._response)
+        if sock is None:
+            return
+        shutdown(sock)
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+class Engine:
+    """The engine's read-only endpoints over one docker-py APIClient.
+
+    Every request is refused with :class:`Closed` once :meth:`cut_all` was called, and
+    every error is translated by :func:`translate`.
+    """
+
+    def __init__(self, spec: DockerSpec, timeout: float) -> None:
+        self._spec = spec
+        self._timeout = timeout
+        self._api: Any = None
+        self._lock = threading.Lock()
+        self._streams: set[Stream] = set()
+        self._closing = False
+        url = spec.host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        remember_url(url)
+        #: The engine's address as messages show it (no credentials).
+        self.url = redact_url(url)
+
+    def connect(self) -> None:
+        """Agree on the API version (GET /version), then build the client that uses it."""
+        kwargs = docker.utils.kwargs_from_env()
+        if self._spec.host:
+            kwargs["base_url"] = self._spec.host
+        if not str(kwargs.get("base_url", "unix://")).startswith(("unix://", "tcp://", "http")):
+            # An ssh:// stream cannot be shut down from another thread, so close() could hang.
+            raise SourceUnavailable(
+                f"cannot follow the Docker engine at {self.url}: only unix:// and tcp:// "
+                "engines are supported"
+            )
+        # docker-py can only be given its API version when a client is built ("auto" asks
+        # the engine before the unix adapter could be replaced), so a first client with a
+        # placeholder version asks, and the client kept is built with the engine's answer.
+        probe = self._client(docker.constants.MINIMUM_DOCKER_API_VERSION, kwargs)
+        try:
+            version = self._call(probe.version, "GET /version", api_version=False)["ApiVersion"]
+        except (SourceError, KeyError, TypeError) as exc:
+            raise SourceUnavailable(f"cannot reach the Docker engine at {self.url}: {exc}") from exc
+        finally:
+            probe.close()
+        self._api = self._client(version, kwargs)
+
+    def _client(self, version: str, kwargs: Mapping[str, Any]) -> Any:
+        """An APIClient for ``version`` that closes the sockets of failed unix connects."""
+        try:
+            api = docker.APIClient(
+                version=version, timeout=self._timeout, max_pool_size=_POOL_SIZE, **kwargs
+            )
+        except docker.errors.DockerException as exc:
+            raise SourceUnavailable(f"cannot use the Docker engine at {self.url}: {exc}") from exc
+        adapter = api.adapters.get("http+docker://")
+        if isinstance(adapter, UnixHTTPAdapter):
+            api.mount(
+                "http+docker://",
+                _UnixAdapter(
+                    "http+unix://" + adapter.socket_path,
+                    self._timeout,
+                    max_pool_size=_POOL_SIZE,
+                ),
+            )
+            adapter.close()
+        # docker-py adds its config file's HttpHeaders to each request it makes itself;
+        # on the session they go with the streaming requests made here too.
+        api.headers.update(docker.utils.config.load_general_config().get("HttpHeaders") or {})
+        return api
+
+    def _call(self, fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
+        if self._closing:
+            raise Closed(what)
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise translate(exc, what) from exc
+
+    def list(self, label: str) -> list[dict[str, Any]]:
+        """Every container with ``label``, running or not."""
+        result: list[dict[str, Any]] = self._call(
+            self._api.containers,
+            "GET /containers/json",
+            all=True,
+            filters={"label": [label]},
+        )
+        return result
+
+    def inspect(self, cid: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            self._api.inspect_container, f"GET /containers/{cid[:12]}/json", cid
+        )
+        return result
+
+    def logs(self, cid: str, params: Mapping[str, Any], what: str) -> Stream:
+        """``GET /containers/{cid}/logs`` with ``params``, its body to be read raw."""
+        return self._stream(what, f"/containers/{urllib.parse.quote(cid, safe='/:')}/logs", params)
+
+    def events(self, params: Mapping[str, Any]) -> Stream:
+        """``GET /events`` with ``params``, its body to be read raw."""
+        return self._stream("GET /events", "/events", params)
+
+    def _stream(self, what: str, path: str, params: Mapping[str, Any]) -> Stream:
+        """Open a streaming GET; it is registered, so that cut_all() can end it."""
+        api = self._api
+        url = f"{api.base_url}/v{api.api_version}{path}"
+        response = self._call(
+            api.get, what, url, params=dict(params), stream=True, timeout=self._timeout
+        )
+        if response.status_code != 200:
+            try:
+                message = _error_message(response)
+            finally:
+                response.close()
+            raise api_error(response.status_code, message, what)
+        # The engine answers at once, so the timeout bounded the wait for the headers; the
+        # body may be idle for as long as the container is silent: close() ends it instead.
+        sock = _socket_of(response)
+        if sock is not None:
+            sock.settimeout(None)
+        stream = Stream(response)
+        with self._lock:
+            self._streams.add(stream)
+            closing = self._closing
+        if closing:
+            stream.cut()
+        return stream
+
+    def release(self, stream: Stream) -> None:
+        with self._lock:
+            self._streams.discard(stream)
+        stream.close()
+
+    def cut_all(self) -> None:
+        """Shut down every open stream and refuse new requests. Safe from any thread."""
+        with self._lock:
+            self._closing = True
+            streams = list(self._streams)
+        for stream in streams:
+            stream.cut()
+
+    def close(self) -> None:
+        self.cut_all()
+        if self._api is not None:
+            self._api.close()
+
+
+def _error_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:500]
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message) if message else str(body)[:500]
