@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from .. import _escape
 from .._files import append_text, write_atomic
 from .._retry import Deadline, wait_until
+from .._secrets import scrub
 from ..alerts import Alerter, AlertRound, SourceObservation, TestOutcome
 from ..alerts.alerter import ci_link
 from ..core import jsonutil
@@ -104,7 +106,9 @@ class LiveRun:
         remaining = deadline.remaining()
         behind = collector.wait_caught_up(settings.settle_quiet, timeout=remaining)
         if collector.failures:
-            problems = "\n".join(f"  {f}" for f in collector.failures)
+            problems = "\n".join(
+                f"  {_escape.terminal(str(f), one_line=True)}" for f in collector.failures
+            )
             self.start_error = f"livecluster: a source failed at start-up:\n{problems}"
             return
         not_attached = [h.source for h in collector.health() if h.state is SourceState.STARTING]
@@ -169,7 +173,8 @@ class LiveRun:
                 f"after {alerting.fire_after} failing run(s){silent}; ledger "
                 f"{alerting.ledger or 'kept for this run only'}"
             )
-        return lines
+        # A spec may hold credentials (masked) and any bytes (escaped).
+        return [_escape.terminal(scrub(line), one_line=True) for line in lines]
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(
@@ -203,7 +208,8 @@ class LiveRun:
                 )
         if self.settle_note:
             lines.append(self.settle_note)
-        return "\n".join(lines)
+        # Source errors may quote what a server or an engine sent.
+        return "\n".join(_escape.terminal(line, one_line=True) for line in lines)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.alerter is not None and not self.watching and hasattr(report, LIVE_ATTR):
@@ -319,7 +325,7 @@ class LiveRun:
             return
         terminalreporter.section("livecluster")
         if self.settle_note:
-            terminalreporter.line(self.settle_note, yellow=True)
+            terminalreporter.line(_escape.terminal(self.settle_note, one_line=True), yellow=True)
         for line in self.report.terminal_lines():
             terminalreporter.line(line)
         for line in getattr(self, "written", []):

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from _pytest.runner import runtestprotocol
 
+from .. import _escape
 from .outcomes import headline, outcomes
 from .run import LiveRun
 
@@ -121,7 +122,8 @@ class Watch:
     @staticmethod
     def _say(terminal: Any, text: str, **markup: bool) -> None:
         if terminal is not None:
-            terminal.write_line(text, **markup)
+            # Test ids, failure headlines and alert outcomes may carry log-derived text.
+            terminal.write_line(_escape.terminal(text, one_line=True), **markup)
 
 
 def _teardown_all(session: pytest.Session) -> None:
