@@ -45,3 +45,5 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/soak_memory.py
 	$(BIN)/python benchmarks/bench_wakeup.py
+	$(BIN)/python benchmarks/bench_unused_plugin.py
+	$(BIN)/python benchmarks/bench_dockerframes.py
