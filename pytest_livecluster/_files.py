@@ -16,7 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
-__all__ = ["append_text", "write_atomic"]
+from .exceptions import ConfigError
+
+__all__ = ["append_text", "check_writable", "same_file", "write_atomic"]
 
 _DEFAULT_UMASK: Final = 0o022
 
@@ -55,6 +57,50 @@ def append_text(path: str | os.PathLike[str], text: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("a", encoding="utf-8") as f:
         f.write(text)
+
+
+def check_writable(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` resolved, if the run will be able to write it there; else ConfigError.
+
+    The one rule for every file a user names (``--live-report``,
+    ``--live-record``, ``--live-alert-ledger``), checked before any test runs
+    rather than found after all of them: the path must not be a directory, its
+    nearest existing ancestor must be a directory, and a file must be creatable
+    in it (tried with a temporary file, removed at once). Nothing else is left
+    behind: missing parent directories are created only when the file is written.
+    """
+    target = Path(path)
+
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(f"{what}: cannot write {str(path)!r}: {why}")
+
+    if target.is_dir():
+        raise refuse("it is a directory")
+    if target.exists() and not target.is_file():
+        raise refuse("it is not a regular file")
+    parent = target.absolute().parent
+    while not parent.exists() and not parent.is_symlink():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise refuse(f"{str(parent)!r} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise refuse(f"cannot create a file in {str(parent)!r}: {exc.strerror or exc}") from exc
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    if target.exists() and not os.access(target, os.W_OK):
+        raise refuse("permission denied")
+    return target.resolve()
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file: symlinks, ``./x`` and absolute forms, hard links."""
+    with contextlib.suppress(OSError):
+        if os.path.samefile(a, b):
+            return True
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _mode(target: Path) -> int:

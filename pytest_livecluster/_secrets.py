@@ -9,8 +9,10 @@ alerts, plugin, the simulated cluster). Nothing else masks on its own:
   knows (literal header values, a URL's password and secret query values);
 - :func:`scrub` masks every remembered value in text a server or a library
   sends back, also percent-encoded and inside a base64 ``user:password`` pair
-  (an echoed ``Authorization: Basic …`` header);
-- :func:`redact_url` and :func:`origin` make a URL printable.
+  (an echoed ``Authorization: Basic …`` header); :func:`scrub_data` does so
+  in every string of a JSON-like value (reports, ledgers, alert bodies);
+- :func:`redact_url` and :func:`origin` make a URL printable, and
+  :func:`display_spec` a source spec (what the header and messages print).
 
 There is one mark, :data:`MASK`. The registry is process-wide: a secret that
 one source resolved must not leak through another printer's message either.
@@ -25,7 +27,7 @@ import contextlib
 import os
 import re
 import threading
-from typing import Final
+from typing import Any, Final, TypeVar, cast
 from urllib.parse import quote, quote_plus, unquote
 
 from .exceptions import ConfigError
@@ -33,6 +35,7 @@ from .exceptions import ConfigError
 __all__ = [
     "ENV_PREFIX",
     "MASK",
+    "display_spec",
     "header_value",
     "origin",
     "redact_url",
@@ -40,7 +43,10 @@ __all__ = [
     "remember_url",
     "resolve_env",
     "scrub",
+    "scrub_data",
 ]
+
+_T = TypeVar("_T")
 
 MASK: Final = "***"
 
@@ -150,6 +156,21 @@ def scrub(text: str) -> str:
     return "".join(out)
 
 
+def scrub_data(data: _T) -> _T:
+    """``data`` (JSON-like: dicts, lists, tuples, strings) with :func:`scrub` applied to
+    every string in it, keys included; a copy, the input is not changed."""
+    out: Any = data
+    if isinstance(data, str):
+        out = scrub(data)
+    elif isinstance(data, dict):
+        out = {scrub_data(k): scrub_data(v) for k, v in data.items()}
+    elif isinstance(data, list):
+        out = [scrub_data(v) for v in data]
+    elif isinstance(data, tuple):
+        out = tuple(scrub_data(v) for v in data)
+    return cast(_T, out)
+
+
 def redact_url(url: str) -> str:
     """``url`` for display: userinfo and secret-looking query values become :data:`MASK`.
 
@@ -172,6 +193,31 @@ def origin(url: str) -> str:
     if not scheme.endswith("//") or not _HOST.fullmatch(authority):
         return ""
     return scheme + authority.removesuffix(":")
+
+
+def display_spec(spec: str) -> str:
+    """What may be printed of a source spec; never raises.
+
+    - a URL (``scheme://…``, any scheme, any case): its :func:`origin`,
+      ``scheme://host[:port]`` (``scheme://…`` when it names no host);
+    - ``docker:label=K=V;host=URL``: the spec with the host URL cut to its
+      origin (a ``unix://`` path is shown redacted);
+    - ``file:PATH``, ``sim:…`` and a word without ``:`` or ``@`` (``sim``): the spec,
+      since a path or a label is not a secret;
+    - anything else, which may be a URL written wrongly (``bob:pw@host``):
+      only what comes before its first ``:``, then ``…``.
+
+    Every result also passes through :func:`scrub`. The caller escapes it for
+    its medium.
+    """
+    url = _SCHEME.match(spec)
+    if url is not None and url.group(2):
+        return scrub(origin(spec) or f"{url.group(1).lower()}://…")
+    if spec.startswith("docker:"):
+        return scrub(_DOCKER_HOST.sub(_display_host, spec))
+    if spec.startswith(("file:", "sim:")) or not (":" in spec or "@" in spec):
+        return scrub(spec)
+    return scrub(spec.partition(":")[0].partition("@")[0] + ":…")
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -251,6 +297,13 @@ def _cut_userinfo(url: str) -> tuple[str, str | None, str]:
         userinfo, _, host = authority.rpartition("@")
         return scheme, userinfo, host + rest[len(authority) :]
     return scheme, None, rest
+
+
+_DOCKER_HOST: Final = re.compile(r"(?<=;host=)[^;]*")
+
+
+def _display_host(match: re.Match[str]) -> str:
+    return origin(match.group()) or redact_url(match.group())
 
 
 def _mask_param(param: str) -> str:

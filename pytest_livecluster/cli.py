@@ -19,11 +19,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from . import _escape
 from ._values import positive_seconds, ttl_rule
 from .core import jsonutil
 from .core.collector import Collector
 from .core.ingest import Envelope, parse_shard
 from .core.paths import format_path
+from .core.source import Source
 from .core.state import State
 from .exceptions import ConfigError, LiveClusterError
 from .sources import parse_specs
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _positive(text: str) -> float:
+    """``--until-idle`` and ``--timeout``: the plugin's rule for seconds (up to 30 days)."""
     try:
         return positive_seconds("the value", text)
     except ConfigError as exc:
@@ -124,13 +127,37 @@ def _state(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     stats = state.stats()
     rejected = ", ".join(f"{r}: {n}" for r, n in sorted(stats.rejected.items()))
+    damaged = _report_damaged(sources)
     print(
         f"livecluster: {stats.lines} lines from {len(sources)} source(s): "
         f"{stats.accepted} accepted, {sum(stats.rejected.values())} rejected"
-        + (f" ({rejected})" if rejected else ""),
+        + (f" ({rejected})" if rejected else "")
+        + (f", {damaged} damaged record(s) skipped" if damaged else ""),
         file=sys.stderr,
     )
-    return 1 if collector.failures else 0
+    # A damaged recording is not the state it claims to be: say so in the exit status.
+    return 1 if collector.failures or damaged else 0
+
+
+def _report_damaged(sources: Sequence[Source]) -> int:
+    """Print each recording's damaged records (line and why) on stderr; return how many."""
+    from .sources.file import DAMAGED, FileSource
+
+    total = 0
+    for source in sources:
+        if not isinstance(source, FileSource) or not source.damaged:
+            continue
+        total += source.damaged
+        print(
+            f"livecluster: {source.id}: {source.damaged} damaged record(s), skipped:",
+            file=sys.stderr,
+        )
+        shown = [e for e in source.health.errors if f": {DAMAGED}: " in e]
+        for error in shown:
+            print(f"  {_escape.terminal(error, one_line=True)}", file=sys.stderr)
+        if len(shown) < source.damaged:
+            print(f"  ... and {source.damaged - len(shown)} more", file=sys.stderr)
+    return total
 
 
 def _tail(args: argparse.Namespace) -> int:
@@ -151,7 +178,8 @@ def _tail(args: argparse.Namespace) -> int:
         collector.close()
     for failure in collector.failures:
         print(f"livecluster: source failed: {failure}", file=sys.stderr)
-    return 1 if collector.failures else 0
+    damaged = _report_damaged(sources)
+    return 1 if collector.failures or damaged else 0
 
 
 def tail_lines(raw: bytes, envelope: Envelope, accepted: bool, *, raw_mode: bool) -> Iterator[str]:

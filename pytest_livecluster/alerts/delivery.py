@@ -2,22 +2,34 @@
 
 Delivery never raises and never outlives its budget: a target that is down
 costs at most ``budget`` seconds, and the outcome (attempts, the first and
-last error) goes into the run report. What is retried, and how, is the one
-policy of :mod:`pytest_livecluster._retry`: a refused or dropped connection, a
-timeout, 408, 425, 429 and 5xx; any other answer is final. Error text is
-scrubbed of the target's secrets before anyone sees it.
+last error) goes into the run report. The budget is a deadline for the whole
+delivery, reads included: httpx's timeouts are per read, so a receiver that
+trickles its answer a byte at a time would never trip them. Each read's
+timeout is cut to what is left of the budget, the answer is read chunk by
+chunk with the deadline checked between chunks, and a watchdog shuts the
+connection down (:mod:`pytest_livecluster._sockets`) once the deadline
+has passed, so even a status line or header that never ends is cut.
+
+What is retried, and how, is the one policy of :mod:`pytest_livecluster._retry`:
+a refused or dropped connection, a timeout, 408, 425, 429 and 5xx; any other
+answer is final. Error text is scrubbed of the target's secrets before anyone
+sees it.
 """
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from .._retry import Deadline, Retryable, retryable_http_error, retryable_status, retrying
 from .._secrets import scrub
+from .._sockets import shutdown
 from .._version import __version__
 from ..core import jsonutil
 from .model import Alert
@@ -26,6 +38,10 @@ from .targets import Target
 __all__ = ["Delivery", "deliver"]
 
 _REQUEST_TIMEOUT = 5.0
+#: How much of an answer is read: enough for an error's text; the rest is not needed.
+_MAX_ANSWER = 64 * 1024
+#: How long past the budget a read may still end (see ``deliver``).
+_GRACE = 0.25
 
 
 @dataclass
@@ -82,23 +98,47 @@ def deliver(
     started = time.monotonic()
     deadline = Deadline(budget)
     own = client is None
-    http = client or httpx.Client(trust_env=True, follow_redirects=False)
+    # No keep-alive for our own client: every attempt opens its connection, so the
+    # watchdog sees it (a pooled one would be reused without a connect to trace).
+    http = client or httpx.Client(
+        trust_env=True, follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0)
+    )
+    # Reads are cut a little after the deadline, not at it: the last attempt may
+    # start on the deadline (see _retry), and a peer that sends nothing at all
+    # trips its own read timeout first, which says more than "deadline".
+    watchdog = _Watchdog(Deadline(budget + _GRACE))
+    too_late = f"deadline: the answer was not complete within the {budget:g} s budget"
 
     def attempt() -> None:
         result.attempts += 1
         timeout = max(0.1, min(_REQUEST_TIMEOUT, deadline.remaining()))
         try:
-            response = http.post(target.endpoint, content=body, headers=headers, timeout=timeout)
+            with http.stream(
+                "POST",
+                target.endpoint,
+                content=body,
+                headers=headers,
+                timeout=timeout,
+                extensions={"trace": watchdog.trace},
+            ) as response:
+                watchdog.watch(response.extensions.get("network_stream"))
+                result.status = response.status_code
+                answer = _read_answer(response, watchdog.deadline)
         except httpx.TransportError as exc:
+            if watchdog.fired and not isinstance(exc, httpx.TimeoutException):
+                _failed(result, too_late)
+                raise _Final(too_late) from None
             message = scrub(_transport_error(exc))
             _failed(result, message)
             if retryable_http_error(exc):
                 raise Retryable(message) from None
             raise _Final(message) from None
-        result.status = response.status_code
+        if answer is None:
+            _failed(result, too_late)
+            raise _Final(too_late)
         if response.is_success:
             return
-        text = " ".join(response.text.split())[:200]
+        text = " ".join(answer.decode(response.encoding or "utf-8", "replace").split())[:200]
         message = scrub(f"HTTP {response.status_code}" + (f" {text}" if text else ""))
         _failed(result, message)
         if retryable_status(response.status_code):
@@ -106,7 +146,8 @@ def deliver(
         raise _Final(message)
 
     try:
-        retrying(first_wait=0.25, max_wait=4.0, jitter=0.25, budget=deadline)(attempt)
+        with watchdog:
+            retrying(first_wait=0.25, max_wait=4.0, jitter=0.25, budget=deadline)(attempt)
         result.ok = True
     except (Retryable, _Final):
         pass
@@ -117,6 +158,68 @@ def deliver(
             http.close()
         result.seconds = time.monotonic() - started
     return result
+
+
+def _read_answer(response: httpx.Response, deadline: Deadline) -> bytes | None:
+    """Up to ``_MAX_ANSWER`` bytes of the body; None if the deadline passed first."""
+    answer = bytearray()
+    for chunk in response.iter_bytes():
+        if deadline.expired:
+            return None
+        answer += chunk
+        if len(answer) >= _MAX_ANSWER:
+            break
+    return bytes(answer[:_MAX_ANSWER])
+
+
+class _Watchdog:
+    """Shuts down a delivery's connections once ``deadline`` has passed.
+
+    httpx's timeouts are per read; a peer that trickles a byte a second (body,
+    status line or headers) would never trip them. The connections are learnt
+    from httpx's ``trace`` extension (each new TCP connection) and from the
+    response's ``network_stream``; shutting one down wakes the blocked read.
+    """
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+        self.fired = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._timer = threading.Timer(deadline.remaining(), self._cut)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._sockets.clear()
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            self.watch(info.get("return_value"))
+
+    def watch(self, stream: object) -> None:
+        get_extra_info = getattr(stream, "get_extra_info", None)
+        sock = get_extra_info("socket") if callable(get_extra_info) else None
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            if sock not in self._sockets:
+                self._sockets.append(sock)
+            fired = self.fired
+        if fired:
+            shutdown(sock)
+
+    def _cut(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            shutdown(sock)
 
 
 def _failed(result: Delivery, message: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import orjson
 
 from .._files import write_atomic
+from .._secrets import scrub_data
 from .model import Alert, Status, fingerprint, isotime, parse_isotime
 
 __all__ = ["Entry", "Ledger", "Transition"]
@@ -77,16 +78,31 @@ class Entry:
         return cls(
             labels={str(k): str(v) for k, v in data["labels"].items()},
             annotations={str(k): str(v) for k, v in data.get("annotations", {}).items()},
-            since=parse_isotime(str(data["since"])),
+            since=_when(data["since"]),
             failures=int(data.get("failures", 0)),
             firing=bool(data.get("firing", False)),
-            resolved_at=parse_isotime(str(resolved)) if resolved else None,
+            resolved_at=_when(resolved) if resolved else None,
             delivered={
                 str(k): v
                 for k, v in data.get("delivered", {}).items()
                 if v in ("firing", "resolved")
             },
         )
+
+
+def _when(value: Any) -> dt.datetime:
+    """A stored time, in UTC; ValueError if it has no zone or no UTC equivalent.
+
+    ``0001-01-01T00:00:00+23:59`` parses, but is before year 1 in UTC: kept as
+    it is, it would crash the run when it is next written or compared.
+    """
+    when = parse_isotime(str(value))
+    if when.tzinfo is None:
+        raise ValueError(f"{str(value)[:40]!r} has no time zone")
+    try:
+        return when.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"{str(value)[:40]!r} is out of range in UTC") from None
 
 
 class Ledger:
@@ -183,10 +199,26 @@ class Ledger:
         try:
             data = orjson.loads(path.read_bytes())
             entries = data["alerts"] if data.get("ledger_version") == LEDGER_VERSION else {}
-            self.entries = {e.key: e for e in map(Entry.from_json, entries.values())}
+            damaged = []
+            for key, item in entries.items():
+                # One damaged entry costs that alert's history (it fires anew and
+                # replaces it), never the others or the run.
+                try:
+                    entry = Entry.from_json(item)
+                except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
+                    damaged.append(f"{str(key)[:40]!r}: {type(exc).__name__}: {exc}")
+                    continue
+                self.entries[entry.key] = entry
+            if damaged:
+                self.load_error = (
+                    f"alert ledger {path}: {len(damaged)} damaged "
+                    f"entr{'y' if len(damaged) == 1 else 'ies'} dropped "
+                    f"({'; '.join(damaged[:3])}{'; ...' if len(damaged) > 3 else ''}); "
+                    "they start afresh and are replaced when next saved"
+                )
         except FileNotFoundError:
             return
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
             # A damaged ledger costs a repeated notification, never the run.
             self.load_error = f"alert ledger {path} could not be read ({exc}); starting afresh"
             self.entries = {}
@@ -197,7 +229,8 @@ class Ledger:
         body = orjson.dumps(
             {
                 "ledger_version": LEDGER_VERSION,
-                "alerts": {k: e.as_json() for k, e in sorted(self.entries.items())},
+                # Summaries may quote a server's echo of a credential.
+                "alerts": scrub_data({k: e.as_json() for k, e in sorted(self.entries.items())}),
             },
             option=orjson.OPT_INDENT_2,
         )

@@ -3,6 +3,7 @@
 A target is written ``KIND+URL``::
 
     alertmanager+http://alertmanager:9093        POST /api/v2/alerts
+    alertmanager+https://am.example.com/am/?t=x  POST /am/api/v2/alerts?t=x (query kept)
     webhook+https://hooks.example.com/T0/B0/x     POST the webhook body below
     webhook+env:SLACK_WEBHOOK_URL                 the URL from a variable
 
@@ -29,7 +30,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .._escape import slack
 from .._secrets import (
@@ -40,6 +41,7 @@ from .._secrets import (
     remember,
     remember_url,
     resolve_env,
+    scrub_data,
 )
 from ..exceptions import ConfigError
 from .model import Alert, isotime
@@ -72,14 +74,19 @@ class Target:
 
     @property
     def endpoint(self) -> str:
+        """The URL requests go to: Alertmanager's API path is appended to the base
+        URL's path, before its query (kept for the request); a fragment is dropped."""
         if self.kind == "alertmanager":
-            return self.url.rstrip("/") + "/api/v2/alerts"
+            parts = urlsplit(self.url)
+            path = parts.path.rstrip("/") + "/api/v2/alerts"
+            return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
         return self.url
 
     def body(self, alerts: Sequence[Alert], *, cluster: str, link: str | None) -> Any:
+        # Summaries quote test failures, which may quote what a server echoed.
         if self.kind == "alertmanager":
-            return [_alertmanager_alert(a, link) for a in alerts]
-        return webhook_body(alerts, cluster=cluster, link=link)
+            return scrub_data([_alertmanager_alert(a, link) for a in alerts])
+        return scrub_data(webhook_body(alerts, cluster=cluster, link=link))
 
 
 def parse_target(text: str, headers: Mapping[str, str] | None = None) -> Target:
@@ -91,7 +98,13 @@ def parse_target(text: str, headers: Mapping[str, str] | None = None) -> Target:
     url = resolve_env(rest, what=f"--live-alert: {kind}+{rest}").strip()
     if rest.startswith(ENV_PREFIX):
         remember(url)  # the whole URL is the secret; resolve_env kept it unstripped
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "Invalid IPv6 URL": an unclosed [ in the host
+        raise ConfigError(
+            f"--live-alert: {_shown(text)!r} is not a valid URL (a bracketed IPv6 "
+            f"host must be closed: http://[::1]:PORT/...); valid: {VALID}"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"--live-alert: {kind}+{_shown(url)!r} is not an http(s) URL; valid: {VALID}"
@@ -115,11 +128,15 @@ def _remember_url_parts(url: str) -> None:
     remember(url, parts.query, parts.fragment, parts.password or "")
     path = parts.path.strip("/")
     if path:
-        remember(parts.path, path, unquote(path))
-        # Segments alone too (a server may echo just the token), but only those
-        # that look like keys: masking "services" or "hooks" everywhere would
-        # hide ordinary words in every message of the run.
-        remember(*(s for s in path.split("/") if any(c.isdigit() for c in s) or len(s) >= 16))
+        # The path and each of its segments (a server may echo just the token), but
+        # only what looks like a key: masking "hook" or "services" everywhere would
+        # hide ordinary words ("webhook") in every message of the run.
+        pieces = [parts.path, path, unquote(path), *path.split("/")]
+        remember(*(s for s in pieces if _looks_like_a_key(s)))
+
+
+def _looks_like_a_key(text: str) -> bool:
+    return any(c.isdigit() for c in text) or len(text.strip("/")) >= 16
 
 
 def _shown(text: str) -> str:

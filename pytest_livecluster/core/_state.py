@@ -207,6 +207,7 @@ class Engine:
         ttl: Mapping[str, Any] | None,
         limits: Limits,
         journal_size: int,
+        journal_bytes: int,
         rejected_size: int,
         sample_chars: int,
         clock: Callable[[], float],
@@ -229,6 +230,9 @@ class Engine:
         self._root: dict[str, Any] = {}
         self._base: dict[Hashable, Any] = {}  # counters folded out of evicted subtrees
         self._journal: collections.deque[JournalRow] = collections.deque(maxlen=journal_size)
+        # The journal is bounded in bytes too: a few huge lines must not hold gigabytes.
+        self._journal_max_bytes = journal_bytes
+        self._journal_bytes = 0
         self._rejected: collections.deque[RejectedRow] = collections.deque(maxlen=rejected_size)
         self._reasons: collections.Counter[str] = collections.Counter()
         self._seq = 0
@@ -305,7 +309,13 @@ def _accept(
         _merge_plain(engine._root, shard, line)
     else:
         _merge(engine, engine._root, shard, node, (), line)
-    engine._journal.append((seq, recv_ns, envelope, line))
+    journal = engine._journal
+    if len(journal) == journal.maxlen:  # the append below drops the oldest entry
+        engine._journal_bytes -= len(journal[0][3])
+    journal.append((seq, recv_ns, envelope, line))
+    engine._journal_bytes += len(line)
+    while engine._journal_bytes > engine._journal_max_bytes and len(journal) > 1:
+        engine._journal_bytes -= len(journal.popleft()[3])
     engine._accepted += 1
     engine.version += 1
     if engine._waiters:

@@ -20,6 +20,7 @@ import tenacity
 from deepdiff import DeepDiff
 
 from .. import _escape
+from .._values import positive_seconds
 from . import jsonutil
 from .collector import Collector
 from .paths import format_path
@@ -175,8 +176,8 @@ class Cluster:
         __tracebackhide__ = True
         timing = self.timing
         options: dict[str, Any] = {
-            "timeout": timing.timeout if timeout is None else timeout,
-            "tick": timing.tick if tick is None else tick,
+            "timeout": _seconds("eventually timeout", timing.timeout, timeout),
+            "tick": _seconds("eventually tick", timing.tick, tick),
             "what": what,
             "explain": self._explain,
         }
@@ -211,8 +212,8 @@ class Cluster:
             consistently(
                 self.state,
                 check,
-                window=timing.window if for_ is None else for_,
-                tick=timing.tick if tick is None else tick,
+                window=_seconds("consistently for_", timing.window, for_),
+                tick=_seconds("consistently tick", timing.tick, tick),
                 what=what,
                 explain=self._explain_violation,
             )
@@ -278,6 +279,11 @@ class Cluster:
                 culprit = touching[-1]
                 break
         return f"the shard that broke it:\n  {describe_entry(culprit)}"
+
+
+def _seconds(name: str, default: float, given: float | None) -> float:
+    """A waiting argument of a call, held to the same range as the settings."""
+    return default if given is None else positive_seconds(name, given)
 
 
 def describe_entry(entry: JournalEntry) -> str:

@@ -25,7 +25,14 @@ import orjson
 from ..exceptions import RecordingError
 from .ingest import Envelope
 
-__all__ = ["FORMAT_VERSION", "Recorder", "decode_record", "encode_record", "is_header"]
+__all__ = [
+    "FORMAT_VERSION",
+    "Recorder",
+    "check_header",
+    "decode_record",
+    "encode_record",
+    "is_header",
+]
 
 FORMAT_VERSION: Final = 1
 HEADER_KEY: Final = "livecluster_recording"
@@ -53,33 +60,65 @@ def encode_record(seq: int, recv_ns: int, envelope: Envelope, raw: bytes) -> byt
 
 
 def decode_record(line: bytes) -> tuple[bytes, Envelope]:
-    """The raw line and envelope a recording line holds; RecordingError if it holds none."""
+    """The raw line and envelope a recording line holds; RecordingError saying why if it
+    holds none (the record itself is never a shard: a replay skips it and counts it)."""
     try:
         record = orjson.loads(line)
-        if type(record) is not dict:
-            raise TypeError("not an object")
-        if "line" in record:
-            raw = str(record["line"]).encode("utf-8", "surrogateescape")
-        else:
+    except orjson.JSONDecodeError as exc:
+        raise RecordingError(f"not JSON ({exc})") from None
+    if type(record) is not dict:
+        raise RecordingError(f"not a JSON object but {type(record).__name__}")
+    if HEADER_KEY in record:
+        raise RecordingError("a second recording header (recordings concatenated?)")
+    if "line" in record:
+        if type(record["line"]) is not str:
+            raise RecordingError(f"line is not a string: {_short(record['line'])}")
+        raw = record["line"].encode("utf-8", "surrogateescape")
+    elif "line_b64" in record:
+        try:
             raw = base64.b64decode(record["line_b64"], validate=True)
-        envelope = Envelope(
-            source=str(record["source"]),
-            stream=str(record.get("stream", "stdout")),
-            origin_ns=_int_or_none(record.get("origin_ns")),
-            source_seq=_int_or_none(record.get("source_seq")),
-            unterminated=bool(record.get("unterminated", False)),
-        )
-    except (ValueError, TypeError, KeyError) as exc:
-        raise RecordingError(f"not a recording line ({exc}): {line[:120]!r}") from exc
+        except (ValueError, TypeError) as exc:
+            raise RecordingError(f"line_b64 is not base64: {_short(record['line_b64'])}") from exc
+    else:
+        raise RecordingError("neither line nor line_b64")
+    source = record.get("source")
+    if type(source) is not str or not source:
+        raise RecordingError(f"no source (a non-empty string), got {_short(source)}")
+    stream = record.get("stream", "stdout")
+    if type(stream) is not str:
+        raise RecordingError(f"stream is not a string: {_short(stream)}")
+    envelope = Envelope(
+        source=source,
+        stream=stream,
+        origin_ns=_int_or_none("origin_ns", record.get("origin_ns")),
+        source_seq=_int_or_none("source_seq", record.get("source_seq")),
+        unterminated=record.get("unterminated", False) is True,
+    )
     return raw, envelope
 
 
-def _int_or_none(value: Any) -> int | None:
+def _int_or_none(key: str, value: Any) -> int | None:
     if value is None:
         return None
     if type(value) is not int:
-        raise TypeError(f"expected an integer, got {value!r}")
+        raise RecordingError(f"{key} is not an integer: {_short(value)}")
     return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_header(line: bytes) -> None:
+    """Refuse a header whose format version this version cannot read."""
+    header = orjson.loads(line)
+    version = header.get(HEADER_KEY)
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise RecordingError(
+            f"unsupported recording format version {version!r} (supported: {FORMAT_VERSION}); "
+            "was it written by a newer pytest-livecluster?"
+        )
 
 
 def is_header(line: bytes) -> bool:
@@ -124,6 +163,8 @@ class Recorder:
             self.path, self._file, self._owned = None, path, False
         self.lines = 0
         self._file.write(header_line())
+        # On disk at once: a run killed before its first line still leaves a recording.
+        self._file.flush()
 
     def __call__(self, seq: int, recv_ns: int, envelope: Envelope, raw: bytes) -> None:
         data = encode_record(seq, recv_ns, envelope, raw)
@@ -146,12 +187,32 @@ class Recorder:
         self.close()
 
 
-def iter_lines(stream: IO[bytes]) -> Iterator[tuple[bytes, bool]]:
-    """Yield ``(line, terminated)`` splitting on ``\\n`` only."""
+def iter_lines(stream: IO[bytes], limit: int | None = None) -> Iterator[tuple[bytes, bool]]:
+    """Yield ``(line, terminated)`` splitting on ``\\n`` only.
+
+    With ``limit``, a line longer than that is never held whole: its first
+    ``limit + 1`` bytes are yielded (so whoever reads it can still tell it
+    was too long, and count it) and the rest is read through and dropped.
+    """
     if isinstance(stream, io.TextIOBase):  # pragma: no cover - callers pass binary streams
         raise TypeError("a binary stream is needed")
-    for line in stream:
+    while True:
+        line = stream.readline() if limit is None else stream.readline(limit + 1)
+        if not line:
+            return
         if line.endswith(b"\n"):
             yield line[:-1], True
+        elif limit is not None and len(line) > limit:
+            yield line, _skip_rest_of_line(stream)
         else:
             yield line, False
+
+
+def _skip_rest_of_line(stream: IO[bytes]) -> bool:
+    """Read to the end of the current line; whether it ended with a newline."""
+    while True:
+        chunk = stream.readline(1 << 16)
+        if not chunk:
+            return False
+        if chunk.endswith(b"\n"):
+            return True

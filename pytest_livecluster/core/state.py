@@ -130,6 +130,8 @@ class State(Engine):
     :param ttl: ``{pattern: seconds}``; subtrees not written for that long are evicted.
     :param limits: what a line may be before it is rejected.
     :param journal_size: how many recent accepted lines the journal keeps.
+    :param journal_bytes: how many bytes of lines it keeps at most (the newest
+        line is always kept).
     :param rejected_size: how many recent rejected lines are kept as samples.
     :param sample_chars: how much of a rejected line a sample keeps.
     :param clock: monotonic seconds, for TTL (injectable for tests).
@@ -160,6 +162,7 @@ class State(Engine):
         ttl: Mapping[str, Any] | None = None,
         limits: Limits = DEFAULT_LIMITS,
         journal_size: int = 10_000,
+        journal_bytes: int = 64 * 1024 * 1024,
         rejected_size: int = 1_000,
         sample_chars: int = 512,
         clock: Callable[[], float] = time.monotonic,
@@ -170,6 +173,7 @@ class State(Engine):
             ttl=ttl,
             limits=limits,
             journal_size=journal_size,
+            journal_bytes=journal_bytes,
             rejected_size=rejected_size,
             sample_chars=sample_chars,
             clock=clock,

@@ -24,6 +24,7 @@ from typing import Any
 
 import tenacity
 
+from .. import _escape
 from ..exceptions import ConsistentlyFailed, EventuallyFailed, Failure
 from .state import State
 
@@ -146,8 +147,9 @@ class _Run:
         extra = explain() if explain is not None else ""
         if extra:
             lines += ["", extra]
+        # pytest prints the message: state keys and values in it are the cluster's text.
         return EventuallyFailed(
-            "\n".join(lines), checks=self.checks, first=self.first, last=self.last
+            _escape.terminal("\n".join(lines)), checks=self.checks, first=self.first, last=self.last
         )
 
 
@@ -229,7 +231,9 @@ def consistently(
             extra = explain(good, version) if explain is not None else ""
             if extra:
                 lines += ["", extra]
-            raise ConsistentlyFailed("\n".join(lines), at=elapsed, version=version, cause=reason)
+            raise ConsistentlyFailed(
+                _escape.terminal("\n".join(lines)), at=elapsed, version=version, cause=reason
+            )
         good = version
         if elapsed >= window:
             return

@@ -3,7 +3,10 @@
 Precedence, everywhere: a test's ``livecluster`` marker, then the command
 line, then the ini file, then the default. Every bad value raises
 :class:`~pytest_livecluster.exceptions.ConfigError` naming the value and what
-would be valid; the plugin turns it into ``pytest.UsageError``.
+would be valid; the plugin turns it into ``pytest.UsageError``. Numbers are
+parsed by :mod:`pytest_livecluster._values`, one rule for every door: seconds
+(markers included) above 0 and up to 30 days, counts from 1 to 10 000 000,
+``livecluster_max_line_bytes`` up to 1 GiB.
 """
 
 from __future__ import annotations
@@ -119,6 +122,13 @@ OPTIONS: Final = (
     ),
     Option("max_depth", "livecluster_max_depth", "deeper lines are rejected", "int", 64),
     Option("journal_size", "livecluster_journal_size", "lines kept in the journal", "int", 10_000),
+    Option(
+        "journal_bytes",
+        "livecluster_journal_bytes",
+        "bytes of lines kept in the journal at most",
+        "int",
+        64 * 1024 * 1024,
+    ),
     Option("name", "livecluster_name", "the cluster's name, in reports and alerts", "string", ""),
     Option(
         "alerts",
@@ -233,6 +243,7 @@ class Settings:
     ttl: Mapping[str, float]
     limits: Limits
     journal_size: int
+    journal_bytes: int
     source_options: SourceOptions
     name: str
     alerting: AlertSettings | None = None
@@ -310,20 +321,23 @@ def resolve(config: pytest.Config) -> Settings:
         timing=TestTiming(positive("timeout"), positive("window"), positive("tick")),
         settle=positive("settle"),
         settle_quiet=positive("settle_quiet"),
-        report=raw["report"] or None,
-        record=raw["record"] or None,
+        report=_output_path(_name("report"), raw["report"]) if on else raw["report"] or None,
+        record=_record_path(raw["record"], specs) if on else raw["record"] or None,
         counters=counters,
         ttl=ttl,
         limits=Limits(
-            positive_int(_name("max_line_bytes"), raw["max_line_bytes"]),
+            _max_line_bytes(raw["max_line_bytes"]),
             positive_int(_name("max_depth"), raw["max_depth"]),
         ),
         journal_size=positive_int(_name("journal_size"), raw["journal_size"]),
+        journal_bytes=positive_int(
+            _name("journal_bytes"), raw["journal_bytes"], maximum=MAX_LINE_BYTES * 16
+        ),
         source_options=SourceOptions(
             http_headers=_header_lines(raw["http_headers"]),
             http_ca=raw["http_ca"] or None,
             http_read_timeout=positive("http_read_timeout"),
-            max_line_bytes=positive_int(_name("max_line_bytes"), raw["max_line_bytes"]),
+            max_line_bytes=_max_line_bytes(raw["max_line_bytes"]),
         ),
         name=str(raw["name"] or ""),
         alerting=_alerting(config, raw) if on else None,
@@ -332,6 +346,14 @@ def resolve(config: pytest.Config) -> Settings:
             "--live-watch-rounds", config.getoption("livecluster_watch_rounds")
         ),
     )
+
+
+#: The longest line ``livecluster_max_line_bytes`` may allow: 1 GiB.
+MAX_LINE_BYTES: Final = 1 << 30
+
+
+def _max_line_bytes(value: Any) -> int:
+    return positive_int(_name("max_line_bytes"), value, maximum=MAX_LINE_BYTES)
 
 
 def _optional_seconds(name: str, value: Any) -> float | None:
@@ -353,6 +375,7 @@ def _alerting(config: pytest.Config, raw: Mapping[str, Any]) -> AlertSettings | 
     ledger = raw["alert_ledger"]
     if ledger:
         path: Path | None = Path(ledger)
+        _output_path(_name("alert_ledger"), ledger)
     elif getattr(config, "cache", None) is not None:
         path = config.cache.mkdir("livecluster") / "alerts.json"
     else:
@@ -370,6 +393,33 @@ def _alerting(config: pytest.Config, raw: Mapping[str, Any]) -> AlertSettings | 
         budget=positive_seconds(_name("alert_timeout"), raw["alert_timeout"]),
         expiry=expiry,
     )
+
+
+def _output_path(name: str, value: Any) -> str | None:
+    """A path the user chose for a file the run writes, checked now (one rule: ``_files``)."""
+    if not value:
+        return None
+    from .._files import check_writable
+
+    check_writable(str(value), name)
+    return str(value)
+
+
+def _record_path(value: Any, specs: tuple[str, ...]) -> str | None:
+    """``--live-record``: writable, and not a recording this run replays (it would be wiped)."""
+    from .._files import same_file
+
+    record = _output_path(_name("record"), value)
+    if record is None:
+        return None
+    for spec in specs:
+        replayed = spec.strip().removeprefix("file:") if spec.strip().startswith("file:") else ""
+        if replayed and replayed != "-" and same_file(replayed, record):
+            raise ConfigError(
+                f"{_name('record')}: {record!r} is the recording this run replays "
+                f"({spec.strip()!r}): recording onto it would wipe it; record to another path"
+            )
+    return record
 
 
 def _name(dest: str) -> str:

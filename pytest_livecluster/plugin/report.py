@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .. import _escape
+from .._secrets import scrub, scrub_data
 from .._version import __version__
 from ..core.collector import Collector
 from ..core.source import SourceHealth
@@ -45,16 +46,16 @@ class Section:
 
     def terminal_lines(self) -> Iterator[str]:
         if self.lines:
-            yield f"{_escape.terminal(self.title, one_line=True)}:"
-            yield from (f"  {_escape.terminal(line)}" for line in self.lines)
+            yield f"{_escape.terminal(scrub(self.title), one_line=True)}:"
+            yield from (f"  {_escape.terminal(scrub(line))}" for line in self.lines)
 
     def markdown_lines(self) -> Iterator[str]:
         if self.lines:
-            yield from ("", f"### {_escape.markdown(self.title)}", "")
-            yield from (f"- {_escape.markdown(line)}" for line in self.lines)
+            yield from ("", f"### {_escape.markdown(scrub(self.title))}", "")
+            yield from (f"- {_escape.markdown(scrub(line))}" for line in self.lines)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "lines": self.lines, "data": self.data}
+        return scrub_data({"title": self.title, "lines": self.lines, "data": self.data})
 
 
 @dataclass
@@ -149,19 +150,22 @@ class RunReport:
     # -- renderers ---------------------------------------------------------------
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "report_version": REPORT_VERSION,
-            "writer": f"pytest-livecluster {__version__}",
-            "generated": self.generated,
-            "cluster": self.cluster,
-            "sources": [asdict(s) for s in self.sources],
-            "state": asdict(self.state),
-            "counters": self.counters,
-            "rejected_samples": [asdict(r) for r in self.rejected_samples],
-            "failures": self.failures,
-            "workers": self.workers,
-            "sections": [s.as_dict() for s in self.sections],
-        }
+        # Every string: source errors and sections may quote a server's echo of a secret.
+        return scrub_data(
+            {
+                "report_version": REPORT_VERSION,
+                "writer": f"pytest-livecluster {__version__}",
+                "generated": self.generated,
+                "cluster": self.cluster,
+                "sources": [asdict(s) for s in self.sources],
+                "state": asdict(self.state),
+                "counters": self.counters,
+                "rejected_samples": [asdict(r) for r in self.rejected_samples],
+                "failures": self.failures,
+                "workers": self.workers,
+                "sections": [s.as_dict() for s in self.sections],
+            }
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunReport:
@@ -178,6 +182,10 @@ class RunReport:
         )
 
     def terminal_lines(self) -> Iterator[str]:
+        # Masked line by line: errors and samples may quote a server's echo of a secret.
+        return map(scrub, self._terminal_lines())
+
+    def _terminal_lines(self) -> Iterator[str]:
         name = f" {_escape.terminal(self.cluster, one_line=True)}" if self.cluster else ""
         st = self.state
         yield (
@@ -218,7 +226,7 @@ class RunReport:
         ]
         out += [src.markdown_row() for src in self.sources]
         for failure in self.failures:
-            out += ["", f"**Source failed:** {_escape.markdown(failure)}"]
+            out += ["", f"**Source failed:** {_escape.markdown(scrub(failure))}"]
         if st.rejected:
             out += ["", "| rejected because | lines |", "|---|---:|"]
             out += [f"| {r} | {n} |" for r, n in sorted(st.rejected.items())]
@@ -229,7 +237,7 @@ class RunReport:
             ]
         for section in self.sections:
             out += section.markdown_lines()
-        return "\n".join(out) + "\n"
+        return scrub("\n".join(out)) + "\n"
 
 
 def _number(value: int | float) -> str:

@@ -11,7 +11,7 @@ report to the controller, which prints it once.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import pytest
 from .. import _escape
 from .._files import append_text, write_atomic
 from .._retry import Deadline, wait_until
-from .._secrets import scrub
+from .._secrets import display_spec, scrub
 from ..alerts import Alerter, AlertRound, SourceObservation, TestOutcome
 from ..alerts.alerter import ci_link
 from ..core import jsonutil
@@ -35,6 +35,7 @@ from ..sources import parse_specs
 from .config import Settings
 from .outcomes import LIVE_ATTR, outcomes, tag_report
 from .report import RunReport, Section, build_report, merge_worker_reports
+from .signals import install_sigterm_interrupt
 
 __all__ = ["LiveRun"]
 
@@ -53,6 +54,7 @@ class LiveRun:
             ttl=settings.ttl,
             limits=settings.limits,
             journal_size=settings.journal_size,
+            journal_bytes=settings.journal_bytes,
         )
         self.collector: Collector | None = None
         self.cluster: Cluster = config.hook.pytest_livecluster_make_cluster(
@@ -69,6 +71,8 @@ class LiveRun:
                 settings.alerting, cluster=settings.name, report_path=report, link=ci_link()
             )
         self.watching = False
+        self.warnings: list[str] = []
+        self._restore_sigterm: Callable[[], None] = lambda: None
         self._live_reports: list[pytest.TestReport] = []
         self.worker_sources: list[SourceObservation] = []
         # Build the sources now, so a bad spec is a usage error before any test runs.
@@ -148,6 +152,9 @@ class LiveRun:
     # -- hooks -----------------------------------------------------------------------
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # SIGTERM ends the run as Ctrl-C does: pytest's interrupt path still runs
+        # pytest_sessionfinish, so the report, JUnit XML, recording and alerts are kept.
+        self._restore_sigterm = install_sigterm_interrupt()
         # An xdist controller runs no test; it follows the cluster only to record it.
         if self.is_controller and self.settings.record:
             self._start()
@@ -155,7 +162,7 @@ class LiveRun:
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         t = self.settings.timing
         lines = [
-            f"livecluster: following {', '.join(self.settings.specs)}",
+            f"livecluster: following {', '.join(map(display_spec, self.settings.specs))}",
             f"livecluster: eventually timeout {t.timeout:g} s, consistently window "
             f"{t.window:g} s, tick {t.tick:g} s, settle up to {self.settings.settle:g} s",
         ]
@@ -209,7 +216,7 @@ class LiveRun:
         if self.settle_note:
             lines.append(self.settle_note)
         # Source errors may quote what a server or an engine sent.
-        return "\n".join(_escape.terminal(line, one_line=True) for line in lines)
+        return "\n".join(_escape.terminal(scrub(line), one_line=True) for line in lines)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.alerter is not None and not self.watching and hasattr(report, LIVE_ATTR):
@@ -246,6 +253,8 @@ class LiveRun:
         return Section("alerts", self.alerter.report_lines(), self.alerter.report_data())
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # A second SIGTERM while the files are written acts as it did before the run.
+        self._restore_sigterm()
         sources = self.source_observations()
         self.close()
         if self.is_controller:
@@ -265,6 +274,9 @@ class LiveRun:
             self.report.sections.append(section)
         if self.report is not None:
             self._write_files(self.report)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._restore_sigterm()
 
     def close(self) -> None:
         """Stop following the cluster: threads ended, recording closed. Idempotent."""
@@ -304,18 +316,37 @@ class LiveRun:
 
     def _write_files(self, report: RunReport) -> None:
         self.written: list[str] = []
-        path = self._write_json(report)
+        try:
+            path = self._write_json(report)
+        except OSError as exc:
+            # Checked at start-up; this is the file system changing under the run.
+            path = None
+            self.warnings.append(
+                f"livecluster: could not write the JSON report to {self.settings.report}: "
+                f"{exc.strerror or exc}"
+            )
         if path is not None:
             self.written.append(f"generated livecluster json report: {path.resolve()}")
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
-            append_text(summary, report.markdown())
+            # The environment chose this path, not the user: a failure to write it is a
+            # warning, and the tests' exit status stays theirs.
+            try:
+                append_text(summary, report.markdown())
+            except OSError as exc:
+                self.warnings.append(
+                    f"livecluster: could not write the step summary to {summary}: "
+                    f"{exc.strerror or exc}"
+                )
         if self.recorder is not None and self.recorder.path is not None:
             self.written.append(f"generated livecluster recording: {self.recorder.path.resolve()}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker:
             return
+        for warning in self.warnings:
+            # The path came from the environment; the error may quote it.
+            terminalreporter.line(_escape.terminal(warning, one_line=True), yellow=True)
         if self.report is None:
             section = self.alert_section()
             if section is not None:

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +23,7 @@ from _pytest.runner import runtestprotocol
 from .. import _escape
 from .outcomes import headline, outcomes
 from .run import LiveRun
+from .signals import sigterm_interrupts
 
 __all__ = ["Watch"]
 
@@ -49,7 +47,8 @@ class Watch:
         self.run.watching = True
         terminal = session.config.pluginmanager.get_plugin("terminalreporter")
         last: list[pytest.TestReport] = []
-        with _sigterm_interrupts():
+        # SIGTERM (a service manager stopping the watch) stops it as Ctrl-C does.
+        with sigterm_interrupts():
             try:
                 while self.rounds is None or self.completed < self.rounds:
                     started = time.monotonic()
@@ -132,20 +131,3 @@ def _teardown_all(session: pytest.Session) -> None:
     if setupstate is not None:
         with contextlib.suppress(Exception):
             setupstate.teardown_exact(None)
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (a service manager stopping the watch) stops it as Ctrl-C does."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

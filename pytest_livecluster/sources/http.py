@@ -65,7 +65,7 @@ import tenacity
 
 from .. import _sockets
 from .._retry import Retryable, retryable_http_error, retryable_status, retrying
-from .._secrets import header_value, redact_url, remember_url, scrub
+from .._secrets import header_value, origin, redact_url, remember_url, scrub
 from ..core.ingest import Envelope
 from ..core.source import Emit, Source, SourceOptions, SourceState
 from ..exceptions import ConfigError, SourceUnavailable, SpecError
@@ -77,8 +77,12 @@ CONNECT_TIMEOUT: Final = 5.0
 ACCEPT: Final = f"{NDJSON}, {SSE};q=0.9"
 
 _SEQ: Final = re.compile(rb"[0-9]{1,18}")
+_EPOCH_MAX: Final = 128
+_EPOCH: Final = re.compile(rf"[!-~]{{1,{_EPOCH_MAX}}}")
+_HEADER_SHOWN: Final = 20
 _HEARTBEATS: Final = (b"", b"\r")
 _EXCERPT: Final = 200
+_EXCERPT_READ: Final = 4096
 _SOCKET_EVENTS: Final = ("connection.connect_tcp.complete", "connection.start_tls.complete")
 
 
@@ -87,12 +91,13 @@ class _Item:
     """One line from the wire.
 
     ``seq`` is the server's number for it (an SSE ``id``), or None for "the
-    one after the previous"; ``raw`` is None when the line was too long and
-    dropped, and ``size`` its length either way.
+    one after the previous"; ``size`` is its length. A line longer than the
+    limit keeps only its first ``limit + 1`` bytes in ``raw``: still too long,
+    so ingest counts it as ``too_large`` and the recording keeps its start.
     """
 
     seq: int | None
-    raw: bytes | None
+    raw: bytes
     size: int
 
 
@@ -200,7 +205,7 @@ class HttpSource(Source):
         status = response.status_code
         if status == 200:
             return None
-        excerpt = _excerpt(response)
+        excerpt = self._scrub(_excerpt(response))[:_EXCERPT]
         message = f"{self.id} answered {status} {response.reason_phrase}"
         if excerpt:
             message += f": {excerpt}"
@@ -208,9 +213,30 @@ class HttpSource(Source):
             return message
         raise self._unavailable(message)
 
+    def _seq_header(self, response: httpx.Response, name: str) -> int | None:
+        """An optional sequence-number header: None when absent, or noted and None when
+        it is not 1 to 18 ASCII digits (``\u00b2`` is a digit to ``str.isdigit``)."""
+        text = response.headers.get(name)
+        if text is None:
+            return None
+        raw = text.strip().encode("utf-8", "replace")
+        if _SEQ.fullmatch(raw):
+            return int(raw)
+        self.health.error(
+            f"{self.id} sent a {name} header that is not a sequence number "
+            f"({_header_excerpt(text)}); ignored"
+        )
+        return None
+
     def _new_epoch(self, response: httpx.Response) -> str | None:
         """None to read the response; why to drop it when the server's log is a new one."""
         epoch = response.headers.get(EPOCH_HEADER)
+        if epoch is not None and not _EPOCH.fullmatch(epoch):
+            self.health.error(
+                f"{self.id} sent a {EPOCH_HEADER} header that is not 1 to "
+                f"{_EPOCH_MAX} printable ASCII characters ({_header_excerpt(epoch)}); ignored"
+            )
+            epoch = None
         known, self._epoch = self._epoch, epoch or self._epoch
         if epoch is None or known is None or epoch == known or self._cursor is None:
             return None
@@ -251,10 +277,10 @@ class HttpSource(Source):
         self.health.attached = 1
         self._repeats_reported = False
         if self._backlog_end is None:
-            self._backlog_end = _last_seq(response)
-        first = _first_seq(response)
+            self._backlog_end = self._seq_header(response, LAST_SEQ_HEADER)
+        first = self._seq_header(response, FIRST_SEQ_HEADER)
         if first is None:
-            if not sse:
+            if not sse and FIRST_SEQ_HEADER not in response.headers:
                 self.health.error(
                     f"{self.id} sent no valid {FIRST_SEQ_HEADER} header; "
                     "numbering its lines from the cursor"
@@ -271,9 +297,18 @@ class HttpSource(Source):
     # -- lines ------------------------------------------------------------------------
 
     def _take(self, item: _Item, emit: Emit) -> None:
+        cursor = self._cursor
+        if item.seq is not None and cursor is not None and item.seq <= cursor:
+            # A stale SSE id: skip that event, and go on numbering events without
+            # an id from the last line taken, not from the stale id.
+            self._next = cursor + 1
+            self.health.error(
+                f"{self.id} sent an event with id {item.seq}, at or before line {cursor} "
+                f"already received; skipped that event ({item.size} bytes)"
+            )
+            return
         seq = item.seq if item.seq is not None else self._next
         self._next = seq + 1
-        cursor = self._cursor
         if cursor is not None and seq <= cursor:
             self._repeated(seq)
             return
@@ -281,12 +316,12 @@ class HttpSource(Source):
             self._gap(seq)
         self._cursor = seq
         self._taken += 1
-        if item.raw is None:
+        if item.size > self._max:
+            # Handed on still too long: ingest counts it as too_large and records its start.
             self.health.error(
                 f"{self.id}: line {seq} has {item.size} bytes, more than the limit of "
-                f"{self._max}; discarded"
+                f"{self._max}; kept its first {len(item.raw)} bytes, counted as too large"
             )
-            return
         self.health.line(item.raw)
         emit(item.raw, Envelope(self.id, "stdout", source_seq=seq))
 
@@ -317,9 +352,21 @@ class HttpSource(Source):
             # A fresh connection per request: every socket passes through the
             # trace hook, so close() can always reach the one in use.
             limits=httpx.Limits(max_keepalive_connections=0),
+            # Followed only within the origin (see _refuse_other_origins): the
+            # configured headers are secrets for this service alone.
             follow_redirects=True,
             auth=self._auth,
+            event_hooks={"request": [self._refuse_other_origins]},
         )
+
+    def _refuse_other_origins(self, request: httpx.Request) -> None:
+        """Called before every request, redirects included: stop one leaving the origin."""
+        if _origin_of(request.url) != _origin_of(self._url):
+            raise self._unavailable(
+                f"{_shown_origin(self._url)} redirected to another origin, "
+                f"{_shown_origin(request.url)}; not following it (the source's headers "
+                "and credentials are for its own origin only)"
+            )
 
     def _tls(self) -> ssl.SSLContext | bool:
         ca = self.options.http_ca
@@ -421,15 +468,18 @@ class _Splitter:
     """Cuts a byte stream into lines at ``\\n``, holding back the unfinished rest.
 
     With ``sse`` it first turns ``\\r\\n`` and a lone ``\\r`` into ``\\n`` (also
-    a ``\\r\\n`` split across two chunks). A line longer than ``max_bytes`` is
-    dropped while it arrives, so a server that never sends a newline cannot
-    exhaust memory; its length comes out as an ``int`` in its place.
+    a ``\\r\\n`` split across two chunks). Each line comes out as ``(bytes,
+    size)``. A line longer than ``max_bytes`` keeps only its first ``keep``
+    bytes while it arrives (so a server that never sends a newline cannot
+    exhaust memory); ``size`` is then its full length.
     """
 
-    def __init__(self, max_bytes: int, *, sse: bool = False) -> None:
+    def __init__(self, max_bytes: int, *, sse: bool = False, keep: int | None = None) -> None:
         self._max = max_bytes
+        self._keep = max(keep if keep is not None else max_bytes + 1, max_bytes + 1)
         self._sse = sse
         self._buf = bytearray()
+        self._head = b""
         self._skipped: int | None = None
         self._after_cr = False
 
@@ -437,10 +487,10 @@ class _Splitter:
     def pending(self) -> int:
         return len(self._buf) + (self._skipped or 0)
 
-    def feed(self, chunk: bytes) -> list[bytes | int]:
+    def feed(self, chunk: bytes) -> list[tuple[bytes, int]]:
         if self._sse:
             chunk = self._normalize(chunk)
-        out: list[bytes | int] = []
+        out: list[tuple[bytes, int]] = []
         start = 0
         while (end := chunk.find(b"\n", start)) >= 0:
             out.append(self._finish(chunk[start:end]))
@@ -454,25 +504,28 @@ class _Splitter:
         self._after_cr = chunk.endswith(b"\r")
         return chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
-    def _finish(self, piece: bytes) -> bytes | int:
+    def _finish(self, piece: bytes) -> tuple[bytes, int]:
         if self._skipped is not None:
             size, self._skipped = self._skipped + len(piece), None
-            return size
+            return self._head + piece[: self._keep - len(self._head)], size
         if self._buf:
             self._buf += piece
             line = bytes(self._buf)
             self._buf.clear()
         else:
             line = piece
-        return len(line) if len(line) > self._max else line
+        return (line[: self._keep] if len(line) > self._max else line), len(line)
 
     def _hold(self, rest: bytes) -> None:
         if self._skipped is not None:
             self._skipped += len(rest)
+            if len(self._head) < self._keep:
+                self._head += rest[: self._keep - len(self._head)]
             return
         self._buf += rest
         if len(self._buf) > self._max:
             self._skipped = len(self._buf)
+            self._head = bytes(self._buf[: self._keep])
             self._buf.clear()
 
 
@@ -488,8 +541,8 @@ class _NdjsonLines:
 
     def feed(self, chunk: bytes) -> list[_Item]:
         return [
-            _Item(None, None, line) if isinstance(line, int) else _Item(None, line, len(line))
-            for line in self._lines.feed(chunk)
+            _Item(None, line, size)
+            for line, size in self._lines.feed(chunk)
             if line not in _HEARTBEATS
         ]
 
@@ -503,10 +556,12 @@ class _SseEvents:
 
     def __init__(self, max_bytes: int) -> None:
         self._max = max_bytes
-        self._lines = _Splitter(max_bytes, sse=True)
+        # An over-long "data: " line keeps enough for max_bytes + 1 bytes of its value.
+        self._lines = _Splitter(max_bytes, sse=True, keep=max_bytes + 1 + len(b"data: "))
         self._data: list[bytes] = []
         self._size = 0
-        self._dropped = 0
+        self._dropped = 0  # the size of an over-long event's data, 0 for none
+        self._head = b""  # its first max_bytes + 1 bytes
         self._id: int | None = None
         self._taken = 0  # bytes of the event so far, for the "discarded" count
 
@@ -516,38 +571,42 @@ class _SseEvents:
 
     def feed(self, chunk: bytes) -> list[_Item]:
         out: list[_Item] = []
-        for line in self._lines.feed(chunk):
-            if isinstance(line, int):
-                self._dropped += line
-                self._taken += line + 1
-            elif not line:
+        for line, size in self._lines.feed(chunk):
+            if not line:
                 self._dispatch(out)
             elif not line.startswith(b":"):
-                self._field(line)
-                self._taken += len(line) + 1
+                self._field(line, size)
+                self._taken += size + 1
         return out
 
-    def _field(self, line: bytes) -> None:
+    def _field(self, line: bytes, size: int) -> None:
         name, _, value = line.partition(b":")
         value = value.removeprefix(b" ")
         if name == b"id":
-            self._id = int(value) if _SEQ.fullmatch(value) else None
+            self._id = int(value) if size <= self._max and _SEQ.fullmatch(value) else None
         elif name == b"data":
+            # size - len(line): the bytes of an over-long line that were not kept.
+            value_size = len(value) + size - len(line)
+            if self._dropped:
+                self._dropped += value_size + 1
+                return
             self._data.append(value)
-            self._size += len(value) + 1
-            if self._size > self._max:
-                self._dropped += self._size
+            self._size += value_size + 1
+            if self._size - 1 > self._max:  # the joined data is too long
+                self._head = b"\n".join(self._data)[: self._max + 1]
+                self._dropped = self._size - 1
                 self._data.clear()
                 self._size = 0
 
     def _dispatch(self, out: list[_Item]) -> None:
         if self._dropped:
-            out.append(_Item(self._id, None, self._dropped))
+            out.append(_Item(self._id, self._head, self._dropped))
         elif self._data:
             data = b"\n".join(self._data)
             out.append(_Item(self._id, data, len(data)))
         self._data.clear()
         self._size = self._dropped = self._taken = 0
+        self._head = b""
         self._id = None
 
 
@@ -589,27 +648,35 @@ def _media_type(response: httpx.Response) -> str:
     return content_type.partition(";")[0].strip().lower()
 
 
-def _last_seq(response: httpx.Response) -> int | None:
-    text = response.headers.get(LAST_SEQ_HEADER, "")
-    return int(text) if text.isdigit() else None
+def _header_excerpt(text: str) -> str:
+    """A header value for a message: escaped, and its start only."""
+    shown = ascii(text[:_HEADER_SHOWN])
+    return shown + (
+        f" and {len(text) - _HEADER_SHOWN} more characters" if len(text) > _HEADER_SHOWN else ""
+    )
 
 
-def _first_seq(response: httpx.Response) -> int | None:
-    raw = response.headers.get(FIRST_SEQ_HEADER, "").strip().encode()
-    return int(raw) if _SEQ.fullmatch(raw) else None
+def _origin_of(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+def _shown_origin(url: httpx.URL) -> str:
+    return origin(str(url)) or f"{url.scheme}://…"
 
 
 def _excerpt(response: httpx.Response) -> str:
     """The start of an error body, on one line."""
+    # Read more than is shown: the caller masks secrets first, then cuts to _EXCERPT.
     data = b""
     try:
         for chunk in response.iter_bytes():
             data += chunk
-            if len(data) >= _EXCERPT:
+            if len(data) >= _EXCERPT_READ:
                 break
     except httpx.HTTPError:
         pass
-    return " ".join(data[:_EXCERPT].decode("utf-8", "replace").split())
+    return " ".join(data[:_EXCERPT_READ].decode("utf-8", "replace").split())
 
 
 def _cert_error(exc: BaseException) -> ssl.SSLCertVerificationError | None:

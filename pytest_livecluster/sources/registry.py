@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .._secrets import display_spec
 from ..core.source import Source, SourceOptions
 from ..exceptions import SpecError
 
@@ -42,6 +43,7 @@ class Kind:
     def owns(self, spec: str) -> bool:
         """Whether ``spec`` is this kind's (a bare kind also owns a misspelling of its word,
         so its own parser says what is wrong)."""
+        spec = _lower_scheme(spec)
         return any(spec.startswith(p.rstrip(":") if self.bare else p) for p in self.prefixes)
 
     def build(self, spec: str, options: SourceOptions) -> Source:
@@ -94,7 +96,7 @@ def _spec_start() -> re.Pattern[str]:
         for prefix in kind.prefixes:
             word = re.escape(prefix.rstrip(":"))
             alternatives.append(rf"{word}(?:$|[:,])" if kind.bare else re.escape(prefix))
-    return re.compile(rf",\s*(?=(?:{'|'.join(alternatives)}))")
+    return re.compile(rf",\s*(?=(?:{'|'.join(alternatives)}))", re.IGNORECASE)
 
 
 def split_specs(text: str) -> list[str]:
@@ -112,7 +114,7 @@ def parse_specs(specs: str | Iterable[str], options: SourceOptions | None = None
     seen: set[str] = set()
     for source in sources:
         if source.id in seen:
-            raise SpecError(f"source {source.id!r} is given twice")
+            raise SpecError(f"source {display_spec(source.id)!r} is given twice")
         seen.add(source.id)
     return sources
 
@@ -121,4 +123,13 @@ def _build(spec: str, options: SourceOptions) -> Source:
     for kind in _KINDS:
         if kind.owns(spec):
             return kind.build(spec, options)
-    raise SpecError(f"unknown source spec {spec!r}; valid kinds: {', '.join(kinds())}")
+    # Only what display_spec allows: an unknown spec may be a URL with credentials.
+    raise SpecError(
+        f"unknown source spec {display_spec(spec)!r}; valid kinds: {', '.join(kinds())}"
+    )
+
+
+def _lower_scheme(spec: str) -> str:
+    """``spec`` with a URL scheme in lower case (RFC 3986: schemes are case-insensitive)."""
+    scheme, sep, rest = spec.partition("://")
+    return f"{scheme.lower()}://{rest}" if sep and scheme.isalnum() else spec

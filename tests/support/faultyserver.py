@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
+from pytest_livecluster._retry import wait_until
 from pytest_livecluster.protocol.server import (
     LogBuffer,
     LogRequestHandler,
@@ -130,11 +131,9 @@ class FaultyServer(LogServer):
             return list(self._requests)
 
     def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[Request]:
-        deadline = time.monotonic() + timeout
-        while len(self.requests) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{len(self.requests)} requests, expected {count}")
-            time.sleep(0.01)
+        """Wait for ``count`` requests (a hang guard, not a speed limit)."""
+        if not wait_until(lambda: len(self.requests) >= count, timeout=timeout, interval=0.01):
+            raise AssertionError(f"{len(self.requests)} requests, expected {count}")
         return self.requests
 
     def _take(self, request: Request) -> Fault | None:

@@ -154,6 +154,7 @@ PUBLIC = {
         "ttl",
         "limits",
         "journal_size",
+        "journal_bytes",
         "rejected_size",
         "sample_chars",
         "clock",

@@ -24,12 +24,13 @@ import pytest
 
 from pytest_livecluster import SourceUnavailable, SpecError, State
 from pytest_livecluster.core.collector import Collector
-from pytest_livecluster.core.ingest import parse_shard
+from pytest_livecluster.core.ingest import Limits, parse_shard
 from pytest_livecluster.protocol.server import NDJSON, SSE, LogBuffer, LogServer
 from pytest_livecluster.sources import SourceOptions, parse_specs
 from pytest_livecluster.sources.http import HttpSource, _SseEvents
 from tests.support import HANG_GUARD, LONG_WAIT, Runner, Tls, make_tls, returns
 from tests.support.faultyserver import FaultyServer
+from tests.support.hostile import HostileServer, Reply, sse_event
 
 # U+2028, U+2029 and U+0085 are legal raw inside JSON strings and are line
 # breaks to str.splitlines(); the others are multi-byte UTF-8 to be split.
@@ -551,18 +552,20 @@ def test_refused_at_first_keeps_trying_until_the_service_is_up() -> None:
     assert runner.lines == [wire(1)]
 
 
-def test_too_long_line_is_dropped_and_counted(server: FaultyServer) -> None:
+def test_too_long_line_is_cut_to_stay_too_long_and_counted(server: FaultyServer) -> None:
+    """Its first limit + 1 bytes go on: ingest counts it as too_large, a recording keeps it."""
     server.write(shard(1), shard(2, "y" * 300), shard(3))
     source = HttpSource(server.url, options(max_line_bytes=100))
     with Runner(source) as runner:
-        runner.wait_lines(2)
-        server.write(shard(4))
         runner.wait_lines(3)
+        server.write(shard(4))
+        runner.wait_lines(4)
         runner.stop()
-    assert runner.seqs == [1, 3, 4]
+    assert runner.seqs == [1, 2, 3, 4]
+    assert runner.lines[1] == wire(2, "y" * 300)[:101]
     assert [source.health.errors[0]] == [
         f"{server.url}: line 2 has {len(wire(2, 'y' * 300))} bytes, more than the limit "
-        "of 100; discarded"
+        "of 100; kept its first 101 bytes, counted as too large"
     ]
 
 
@@ -628,3 +631,155 @@ def test_without_log_last_seq_a_busy_server_is_never_quiet_enough() -> None:
                 assert collector.wait_caught_up(0.3, timeout=1.5) == [logserver.url]
             # Once it pauses, the quiet rule says it has read what there was.
             assert collector.wait_caught_up(0.3, timeout=5) == []
+
+
+# -- hostile servers (tests.support.hostile) ----------------------------------------------
+
+
+@pytest.fixture
+def hostile() -> Iterator[Callable[..., HostileServer]]:
+    started: list[HostileServer] = []
+
+    def make(*replies: Reply) -> HostileServer:
+        server = HostileServer(*replies).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.close()
+
+
+def test_a_redirect_to_another_origin_is_not_followed(
+    hostile: Callable[..., HostileServer],
+) -> None:
+    """Secret headers must not reach another origin, nor its lines count as ours."""
+    other = hostile(Reply.ndjson(b'{"other": 1}\n', headers={"Log-First-Seq": "1"}, hold=60))
+    first = hostile(Reply.redirect(other.url + "?x=1"))
+    headers = {"X-Api-Key": "REDIR-Kq81-secret", "PRIVATE-TOKEN": "REDIR-Pz55-secret"}
+    source = HttpSource(first.url, options(http_headers=headers))
+    with Runner(source) as runner:
+        error = runner.wait_done(HANG_GUARD)
+    assert isinstance(error, SourceUnavailable)
+    assert runner.lines == []
+    assert other.requests == []
+    assert first.origin in str(error)
+    assert other.origin in str(error)
+    assert "?x=1" not in str(error)
+    assert source.health.state == "failed"
+
+
+def test_a_redirect_within_the_origin_is_followed_with_the_headers(
+    hostile: Callable[..., HostileServer],
+) -> None:
+    server = hostile(
+        Reply.redirect("/logs2"),
+        Reply.ndjson(b'{"here": 1}\n', headers={"Log-First-Seq": "1"}, hold=60),
+    )
+    source = HttpSource(server.url, options(http_headers={"X-Api-Key": "SAME-Wd19-secret"}))
+    with Runner(source) as runner:
+        assert runner.wait_lines(1) == [b'{"here": 1}']
+        runner.stop()
+    assert [r.path for r in server.requests[:2]] == ["/logs", "/logs2"]
+    assert server.requests[1].headers["x-api-key"] == "SAME-Wd19-secret"
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        (header, value)
+        for header in ("Log-Last-Seq", "Log-First-Seq", "Log-Epoch")
+        for value in ("\u00b2", "9" * 5000, "-3", "1e5")
+        # Any short printable epoch is valid.
+        if not (header == "Log-Epoch" and value in ("-3", "1e5"))
+    ],
+)
+def test_a_malformed_optional_header_is_noted_and_ignored(
+    hostile: Callable[..., HostileServer], header: str, value: str
+) -> None:
+    headers = {header: value}
+    if header != "Log-First-Seq":
+        headers["Log-First-Seq"] = "1"
+    server = hostile(Reply.ndjson(b'{"a": 1}\n{"a": 2}\n', headers=headers, hold=60))
+    source = HttpSource(server.url, options())
+    with Runner(source) as runner:
+        assert runner.wait_lines(2) == [b'{"a": 1}', b'{"a": 2}']
+        runner.stop()
+    assert runner.seqs == [1, 2]
+    assert any(header in e and "ignored" in e for e in source.health.errors)
+    assert source.health.state != "failed"
+
+
+def test_an_over_long_line_is_kept_truncated_and_counted_as_too_large(
+    hostile: Callable[..., HostileServer],
+) -> None:
+    big = b'{"big": "' + b"y" * 2_000_000 + b'"}'
+    body = b'{"a": 1}\n' + big + b'\n{"a": 3}\n'
+    server = hostile(Reply.ndjson(body, headers={"Log-First-Seq": "1"}, chunk=65536, hold=60))
+    # The plugin gives the state and the source the same limit (livecluster_max_line_bytes).
+    state = State(limits=Limits(max_line_bytes=1000))
+    source = HttpSource(server.url, options(max_line_bytes=1000))
+    collector = Collector(state, [source]).start()
+    try:
+        deadline = time.monotonic() + HANG_GUARD
+        while state.stats().lines < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        collector.close()
+    stats = state.stats()
+    assert stats.lines == 3
+    assert stats.accepted == 2
+    assert stats.rejected == {"too_large": 1}
+    assert any("2000011 bytes" in e for e in source.health.errors)
+
+
+@pytest.mark.parametrize("sse", [False, True])
+def test_framers_keep_the_head_of_an_over_long_line(sse: bool) -> None:
+    from pytest_livecluster.sources.http import _NdjsonLines
+
+    framer = _SseEvents(100) if sse else _NdjsonLines(100)
+    data = (b"data: " if sse else b"") + b"z" * 500 + (b"\n\n" if sse else b"\n")
+    items = [item for i in range(0, len(data), 7) for item in framer.feed(data[i : i + 7])]
+    assert len(items) == 1
+    assert items[0].raw == b"z" * 101
+    assert items[0].size > 100
+
+
+def test_sse_events_without_an_id_after_a_stale_id_are_not_skipped(
+    hostile: Callable[..., HostileServer],
+) -> None:
+    server = hostile(
+        Reply.sse(
+            sse_event('{"n": 1}', 1),
+            sse_event('{"n": 2}', 2),
+            sse_event('{"n": 3}', 3),
+            sse_event('{"stale": 1}', 1),
+            sse_event('{"n": 4}'),
+            sse_event('{"n": 5}'),
+            hold=60,
+        )
+    )
+    source = HttpSource(server.url, options())
+    with Runner(source) as runner:
+        lines = runner.wait_lines(5)
+        runner.stop()
+    assert lines == [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}', b'{"n": 4}', b'{"n": 5}']
+    assert runner.seqs == [1, 2, 3, 4, 5]
+    assert any("id 1" in e and "skipped" in e for e in source.health.errors)
+
+
+def test_an_error_body_echoing_credentials_is_masked(
+    hostile: Callable[..., HostileServer],
+) -> None:
+    """Masked before the excerpt is cut: no start of a secret shows at the cut (200)."""
+    basic = base64.b64encode(b"bob:ECHO-Hn44-password").decode()
+    body = ("x" * 191 + f" ECHO-Hn44-password Authorization: Basic {basic}").encode()
+    server = hostile(Reply(403, {"Content-Type": "text/plain"}, body))
+    source = HttpSource(server.url_with("bob:ECHO-Hn44-password"), options())
+    with Runner(source) as runner:
+        error = runner.wait_done(HANG_GUARD)
+    assert isinstance(error, SourceUnavailable)
+    text = str(error) + " ".join(source.health.errors)
+    assert "403" in text
+    assert "ECHO-Hn4" not in text
+    assert basic[:12] not in text

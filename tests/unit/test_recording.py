@@ -102,17 +102,19 @@ def test_plain_ndjson_is_read_one_shard_per_line(tmp_path: Path) -> None:
     assert source.health.lines == 5
 
 
-def test_a_broken_record_is_reported_and_counted_not_dropped(tmp_path: Path) -> None:
+def test_a_broken_record_is_reported_and_counted_never_merged(tmp_path: Path) -> None:
     path = tmp_path / "run.ndjson"
-    record(path)
+    original = record(path)
     with path.open("ab") as f:
         f.write(b'{"seq": 99, "recv_ns": 1, "sou')  # the writer died mid-line
 
     state, source = replay(str(path))
 
     assert source.health.error_count == 1
-    assert "line 9" in source.health.errors[0]
-    assert state.stats().rejected["invalid_json"] == 2
+    assert source.health.errors[0].startswith("line 9: damaged_record: not JSON")
+    assert source.damaged == 1
+    assert state.stats().rejected == original.stats().rejected
+    assert state.snapshot() == original.snapshot()
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -121,7 +123,7 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_record_without_a_line_is_a_recording_error() -> None:
-    with pytest.raises(RecordingError, match="not a recording line"):
+    with pytest.raises(RecordingError, match="neither line nor line_b64"):
         decode_record(b'{"seq": 1, "source": "x"}')
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import re
 import threading
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -17,12 +18,14 @@ from hypothesis import strategies as st
 
 from pytest_livecluster._secrets import (
     MASK,
+    display_spec,
     origin,
     redact_url,
     remember,
     remember_url,
     resolve_env,
     scrub,
+    scrub_data,
 )
 from pytest_livecluster.exceptions import ConfigError
 
@@ -218,3 +221,90 @@ def test_arbitrary_text_never_raises(text: str) -> None:
 )
 def test_origin(url: str, expected: str) -> None:
     assert origin(url) == expected
+
+
+# -- display_spec and scrub_data -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "shown"),
+    [
+        ("http://bob:DSPEC-Aa11@127.0.0.1:8080/logs?token=DSPEC-Tt22", "http://127.0.0.1:8080"),
+        ("HTTP://bob:DSPEC-Aa11@h/logs", "http://h"),
+        ("htps://bob:DSPEC-Aa11@h/x?token=DSPEC-Tt22", "htps://h"),
+        ("http://bob:pa/ss?w#rd@h:1/logs", "http://h:1"),
+        ("https://", "https://…"),
+        (
+            "docker:label=K=V;host=tcp://user:DSPEC-Aa11@h:2376",
+            "docker:label=K=V;host=tcp://h:2376",
+        ),
+        (
+            "docker:label=a=b;host=unix:///var/run/d.sock",
+            "docker:label=a=b;host=unix:///var/run/d.sock",
+        ),
+        ("file:/tmp/rec.ndjson", "file:/tmp/rec.ndjson"),
+        ("sim", "sim"),
+        ("bob:DSPEC-Aa11@h/logs", "bob:…"),
+    ],
+)
+def test_display_spec_shows_nothing_that_may_be_a_secret(spec: str, shown: str) -> None:
+    assert display_spec(spec) == shown
+
+
+@given(st.text())
+def test_display_spec_never_raises(spec: str) -> None:
+    assert isinstance(display_spec(spec), str)
+
+
+def test_scrub_data_masks_every_string_and_key() -> None:
+    remember("SDATA-Vv33-secret")
+    basic = base64.b64encode(b"u:SDATA-Vv33-secret").decode()
+    data = {"a": ["x SDATA-Vv33-secret", (f"Basic {basic}", 3)], "SDATA-Vv33-secret": None}
+    assert scrub_data(data) == {"a": [f"x {MASK}", (f"Basic {MASK}", 3)], MASK: None}
+    assert data["a"][0] == "x SDATA-Vv33-secret", "the input is not changed"
+
+
+def test_a_one_letter_user_name_masks_nothing_inside_words() -> None:
+    remember_url("http://n:ONELETTER-Pw77@h/logs")
+    assert scrub("wrong version number") == "wrong version number"
+    assert scrub("n:ONELETTER-Pw77") == f"n:{MASK}"
+
+
+# -- the writers mask what they write ------------------------------------------------------
+
+
+def test_report_ledger_and_alert_bodies_mask_remembered_secrets(tmp_path: Path) -> None:
+    """A failure, a rejected line or a section quoting a secret (or its basic-auth
+    base64) is masked in the terminal lines, the Markdown, the JSON, the ledger file
+    and the alert bodies."""
+    import datetime as dt
+
+    from pytest_livecluster import State
+    from pytest_livecluster.alerts.ledger import Ledger
+    from pytest_livecluster.alerts.model import Alert
+    from pytest_livecluster.alerts.targets import Target
+    from pytest_livecluster.plugin.report import Section, build_report
+
+    secret = "WRITERS-Jj61-secret"
+    remember(secret)
+    basic = base64.b64encode(f"u:{secret}".encode()).decode()
+    quoted = f"server said: Basic {basic} and {secret}"
+    state = State()
+    state.ingest(quoted.encode())
+    report = build_report(
+        state, None, cluster="c", counters=(), sections=[Section(quoted, [quoted])]
+    )
+    report.failures.append(quoted)
+    texts = [*report.terminal_lines(), report.markdown(), repr(report.as_dict())]
+    ledger = Ledger(tmp_path / "ledger.json")
+    now = dt.datetime.now(dt.UTC)
+    ledger.failing({"alertname": "t", "test": "t"}, {"summary": quoted}, now)
+    ledger.save()
+    texts.append((tmp_path / "ledger.json").read_text())
+    alert = Alert({"alertname": "t"}, {"summary": quoted}, "firing", now)
+    for kind in ("webhook", "alertmanager"):
+        target = Target(kind, "http://127.0.0.1:9/", "http://127.0.0.1:9/")
+        texts.append(repr(target.body([alert], cluster="c", link=None)))
+    for text in texts:
+        assert secret not in text
+        assert basic[:16] not in text

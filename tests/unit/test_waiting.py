@@ -190,3 +190,17 @@ def test_consistently_fails_at_the_first_violating_shard() -> None:
 def test_consistently_says_when_it_never_held() -> None:
     with pytest.raises(ConsistentlyFailed, match="it did not hold at the start"):
         consistently(State(), lambda: False, window=1)
+
+
+@pytest.mark.parametrize("value", [1e10, 0, -1, float("nan"), float("inf")])
+def test_a_clusters_waiting_arguments_are_held_to_the_settings_range(value: float) -> None:
+    """A call's timeout is checked as the ini's is: a usage error, never an OverflowError."""
+    from pytest_livecluster import Cluster, ConfigError
+    from pytest_livecluster.core.waiting import TestTiming
+
+    cluster = Cluster(State(), None, TestTiming(timeout=1, window=1, tick=0.1))
+    with pytest.raises(ConfigError, match="eventually timeout must be a positive number"):
+        cluster.eventually(lambda: True, timeout=value)
+    with pytest.raises(ConfigError, match="consistently tick must be a positive number"):
+        cluster.consistently(lambda: True, for_=0.1, tick=value)
+    assert cluster.eventually(lambda: 7, timeout=1) == 7

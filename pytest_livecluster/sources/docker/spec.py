@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from ..._secrets import display_spec
 from ...exceptions import SpecError
 
 __all__ = ["SPEC_FORM", "DockerSpec", "parse_spec"]
@@ -49,14 +50,16 @@ def parse_spec(spec: str) -> DockerSpec:
     for option in options:
         name, eq, url = option.partition("=")
         if name != "host" or not eq:
-            raise _bad_spec(spec, f"{option!r} is not an option (host=URL is the only one)")
+            raise _bad_spec(spec, f"{name!r} is not an option (host=URL is the only one)")
         if host is not None:
             raise _bad_spec(spec, "host= is given twice")
         if not any(url.startswith(s) and len(url) > len(s) for s in _HOST_SCHEMES):
-            raise _bad_spec(spec, f"the host {url!r} is neither tcp://HOST:PORT nor unix:///PATH")
+            shown = display_spec(url)
+            raise _bad_spec(spec, f"the host {shown!r} is neither tcp://HOST:PORT nor unix:///PATH")
         host = url
     return DockerSpec(key, value, host)
 
 
 def _bad_spec(spec: str, why: str) -> SpecError:
-    return SpecError(f"bad source spec {spec!r}: {why}; write {SPEC_FORM}")
+    # The spec may hold an engine URL with credentials: show what display_spec allows.
+    return SpecError(f"bad source spec {display_spec(spec)!r}: {why}; write {SPEC_FORM}")

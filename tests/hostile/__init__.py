@@ -1,0 +1,1 @@
+"""Hostile servers and specs against the real plugin, in a subprocess."""
