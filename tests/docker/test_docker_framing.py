@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_livecluster import Limits, State
 from pytest_livecluster.sources import SourceOptions
 from tests.support.dockerkit import (
     Collect,
@@ -52,16 +53,21 @@ def test_long_lines_are_reassembled(launch: Launcher, collect: Collect) -> None:
 
 
 def test_line_over_the_limit_is_cut_and_reported(launch: Launcher, collect: Collect) -> None:
-    """A line longer than ``max_line_bytes`` is still delivered (ingest rejects it as
-    too large or not JSON), cut to the limit, and reported in the health."""
+    """A line longer than ``max_line_bytes`` is still delivered, cut one byte past the
+    limit (so ingest counts it too large), and reported in the health."""
     collection = collect(options=SourceOptions(max_line_bytes=20000, reconnect_max_wait=1.0))
     container = launch({"SEQ_SIZES": "100 50000 100"})
     collection.wait_count(3, 20, container.name)
     _finished(collection)
-    assert [len(x.raw) for x in collection.snapshot()] == [100, 20000, 100]
+    lines = collection.snapshot()
+    assert [len(x.raw) for x in lines] == [100, 20001, 100]
     (error,) = collection.source.health.errors
     assert container.name in error
-    assert "a stdout line of 50000 bytes was cut to its first 20000" in error
+    assert "a stdout line of 50000 bytes was cut to its first 20001" in error
+    state = State(limits=Limits(max_line_bytes=20000))
+    for line in lines:
+        state.ingest(line.raw, line.envelope)
+    assert state.stats().rejected == {"too_large": 1}
 
 
 def test_long_lines_on_both_streams_at_once(launch: Launcher, collect: Collect) -> None:

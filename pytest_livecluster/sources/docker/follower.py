@@ -206,7 +206,9 @@ class Follower:
         return True
 
     def _decoder(self, run: Run) -> LogStreamDecoder:
-        return LogStreamDecoder(tty=run.tty, max_line_bytes=self._options.max_line_bytes)
+        # One byte over the state's limit: a cut line still reads as too long, so the
+        # state counts it as too_large (not as broken JSON) and the recording keeps its start.
+        return LogStreamDecoder(tty=run.tty, max_line_bytes=self._options.max_line_bytes + 1)
 
     def _read(self, run: Run, decoder: LogStreamDecoder, *, follow: bool) -> _Read:
         """One logs request, fed through ``decoder`` and the deduplicator, to its end."""
