@@ -13,7 +13,9 @@ medium; none escapes on its own.
   ``\\u202e``); printable text, backslashes included, is unchanged;
 - :func:`markdown`: GitHub-flavoured Markdown, also inside a table cell;
   :func:`markdown_code` the same as a code span (ids, patterns);
-- :func:`slack`: Slack's mrkdwn.
+- :func:`slack`: Slack's mrkdwn;
+- :func:`alertmanager_matcher`: a quoted value in an Alertmanager label
+  matcher (a cluster name in the ``filter`` of its API).
 
 :func:`terminal` is idempotent (its output has nothing left to escape), so
 text escaped twice for a terminal reads the same. :func:`markdown` and
@@ -27,7 +29,7 @@ import itertools
 import re
 from typing import Final
 
-__all__ = ["markdown", "markdown_code", "slack", "terminal"]
+__all__ = ["alertmanager_matcher", "markdown", "markdown_code", "slack", "terminal"]
 
 # Characters a terminal acts on instead of showing: C0 (but \n and \t), DEL, C1.
 _CONTROLS: Final = (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0))
@@ -106,3 +108,14 @@ def slack(text: str) -> str:
     to stop links, mentions (``<!channel>``) and user references.
     """
     return terminal(text).translate(_SLACK)
+
+
+def alertmanager_matcher(text: str) -> str:
+    r"""``text`` as the double-quoted value of an Alertmanager label matcher.
+
+    Alertmanager's matcher syntax (``label="value"``, its API's ``filter``)
+    reads ``\\``, ``\"`` and ``\n`` in a quoted value; everything else is
+    itself, so any cluster name matches exactly that name.
+    """
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'

@@ -27,6 +27,7 @@ This module is an owner: every layer imports it, it imports nothing of ours.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class LiveClusterError(Exception):
@@ -107,11 +108,15 @@ class ConsistentlyFailed(WaitFailed):
     check's own failure (an assertion's message, or what it returned).
     """
 
-    def __init__(self, message: str, *, at: float, version: int, cause: str = "") -> None:
+    def __init__(
+        self, message: str, *, at: float, version: int, cause: str = "", shard: Any = None
+    ) -> None:
         super().__init__(message)
         self.at = at
         self.version = version
         self.cause = cause
+        #: The journal entry of the shard that broke it (``None``: at the start or a tick).
+        self.shard = shard
 
     @property
     def reason(self) -> str:

@@ -5,6 +5,10 @@ failure in consecutive runs is announced once, a test must fail
 ``fire_after`` times in a row before it fires, and a delivery that failed is
 tried again by the next run. It holds labels and annotations only, never a
 target's address: targets are known by a hash of it.
+
+Without it (no path, a file that could not be read, or none yet) it knows
+nothing of earlier runs: :attr:`Ledger.unknown_history` says why, and the
+alerter asks Alertmanager what it holds instead; a webhook cannot be asked.
 """
 
 from __future__ import annotations
@@ -113,6 +117,12 @@ class Ledger:
         self.fire_after = fire_after
         self.entries: dict[str, Entry] = {}
         self.load_error: str | None = None
+        #: Why this ledger does not know what earlier runs told the targets; None if it does.
+        self.unknown_history: str | None = (
+            "no alert ledger is kept (pytest's cache is off; --live-alert-ledger=PATH keeps one)"
+            if path is None
+            else None
+        )
         if path is not None:
             self._load(path)
 
@@ -142,8 +152,13 @@ class Ledger:
             return "fired"
         return None
 
-    def passing(self, labels: Mapping[str, str], now: dt.datetime) -> Transition | None:
-        """The alert's condition no longer holds; ``"resolved"`` if it was firing."""
+    def passing(
+        self, labels: Mapping[str, str], now: dt.datetime, *, note: str | None = None
+    ) -> Transition | None:
+        """The alert's condition no longer holds; ``"resolved"`` if it was firing.
+
+        ``note`` says why, as the resolution's ``resolution`` annotation.
+        """
         key = fingerprint(labels)
         entry = self.entries.get(key)
         if entry is None:
@@ -152,10 +167,29 @@ class Ledger:
             entry.firing = False
             entry.failures = 0
             entry.resolved_at = now
+            if note:
+                entry.annotations["resolution"] = note
             return "resolved"
         if entry.resolved_at is None:
             del self.entries[key]  # failing, but not long enough to fire: forgotten
         return None
+
+    def adopt(self, key: str, since: dt.datetime) -> bool:
+        """A target holds alert ``key`` firing and its condition failed again: it fires.
+
+        For a ledger that lost its history (or flap control still counting):
+        the alert keeps firing, and starts when the target says it started.
+        True if that made it fire.
+        """
+        entry = self.entries.get(key)
+        if entry is None or entry.failures == 0:
+            return False
+        entry.since = min(entry.since, since)
+        if entry.firing:
+            return False
+        entry.firing = True
+        entry.resolved_at = None
+        return True
 
     # -- delivery -------------------------------------------------------------------
 
@@ -198,7 +232,10 @@ class Ledger:
     def _load(self, path: Path) -> None:
         try:
             data = orjson.loads(path.read_bytes())
-            entries = data["alerts"] if data.get("ledger_version") == LEDGER_VERSION else {}
+            ours = data.get("ledger_version") == LEDGER_VERSION
+            entries = data["alerts"] if ours else {}
+            if not ours:
+                self.unknown_history = "the alert ledger is of another version"
             damaged = []
             for key, item in entries.items():
                 # One damaged entry costs that alert's history (it fires anew and
@@ -210,6 +247,7 @@ class Ledger:
                     continue
                 self.entries[entry.key] = entry
             if damaged:
+                self.unknown_history = "the alert ledger had damaged entries"
                 self.load_error = (
                     f"alert ledger {path}: {len(damaged)} damaged "
                     f"entr{'y' if len(damaged) == 1 else 'ies'} dropped "
@@ -217,10 +255,12 @@ class Ledger:
                     "they start afresh and are replaced when next saved"
                 )
         except FileNotFoundError:
+            self.unknown_history = "the alert ledger did not exist before this run"
             return
         except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
             # A damaged ledger costs a repeated notification, never the run.
             self.load_error = f"alert ledger {path} could not be read ({exc}); starting afresh"
+            self.unknown_history = "the alert ledger could not be read"
             self.entries = {}
 
     def save(self) -> None:

@@ -1,8 +1,8 @@
 """What alerting works on: observations of a round, and the alerts they become.
 
 An alert is known by its identity labels (``alertname``, ``cluster`` and
-``test`` or ``source``): the same failing test in the next run is the same
-alert, so it is not announced again. Other labels (``severity``) and the
+``test``, ``source`` or ``invariant``): the same failing test in the next run
+is the same alert, so it is not announced again. Other labels (``severity``) and the
 annotations go with it but do not change who it is.
 """
 
@@ -15,8 +15,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "ALERT_NAMES",
     "IDENTITY_LABELS",
+    "INVARIANT_ALERT",
+    "SILENT_ALERT",
+    "TEST_ALERT",
     "Alert",
+    "InvariantOutcome",
     "SourceObservation",
     "Status",
     "TestOutcome",
@@ -28,10 +33,14 @@ __all__ = [
 Status = Literal["firing", "resolved"]
 
 #: Labels that make an alert what it is; the rest may change while it fires.
-IDENTITY_LABELS = ("alertname", "cluster", "test", "source")
+#: (New ones go last: an alert's fingerprint must not change between versions.)
+IDENTITY_LABELS = ("alertname", "cluster", "test", "source", "invariant")
 
 TEST_ALERT = "LiveTestFailing"
 SILENT_ALERT = "LiveSourceSilent"
+INVARIANT_ALERT = "LiveInvariantBroken"
+#: Every alert name this package sends: what it reads back from Alertmanager.
+ALERT_NAMES = (TEST_ALERT, SILENT_ALERT, INVARIANT_ALERT)
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,17 @@ class TestOutcome:
 
     nodeid: str
     failed: bool
+    headline: str = ""
+    details: str = ""
+    severity: str | None = None
+
+
+@dataclass(frozen=True)
+class InvariantOutcome:
+    """Whether one invariant of the cluster held in one round (``broken``: it did not)."""
+
+    name: str
+    broken: bool
     headline: str = ""
     details: str = ""
     severity: str | None = None
@@ -73,8 +93,13 @@ class Alert:
 
 
 def alert_name(labels: Mapping[str, str]) -> str:
-    """What an alert is about, for people: its test, its source, or its name."""
-    return labels.get("test") or labels.get("source") or labels["alertname"]
+    """What an alert is about, for people: its test, invariant, source, or its name."""
+    return (
+        labels.get("test")
+        or labels.get("invariant")
+        or labels.get("source")
+        or labels.get("alertname", "")
+    )
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:

@@ -2,7 +2,7 @@
 
 A target is written ``KIND+URL``::
 
-    alertmanager+http://alertmanager:9093        POST /api/v2/alerts
+    alertmanager+http://alertmanager:9093        POST /api/v2/alerts (and GET: what it holds)
     alertmanager+https://am.example.com/am/?t=x  POST /am/api/v2/alerts?t=x (query kept)
     webhook+https://hooks.example.com/T0/B0/x     POST the webhook body below
     webhook+env:SLACK_WEBHOOK_URL                 the URL from a variable
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from .._escape import slack
+from .._escape import alertmanager_matcher, slack
 from .._secrets import (
     ENV_PREFIX,
     MASK,
@@ -46,7 +46,7 @@ from .._secrets import (
 from ..exceptions import ConfigError
 from .model import Alert, isotime
 
-__all__ = ["KINDS", "Target", "parse_target"]
+__all__ = ["KINDS", "Target", "alertmanager_filters", "parse_target"]
 
 WEBHOOK_VERSION: Final = 1
 KINDS: Final = ("alertmanager", "webhook")
@@ -70,6 +70,11 @@ class Target:
     @property
     def refresh(self) -> bool:
         """Whether firing alerts are re-sent every round (Alertmanager expires them)."""
+        return self.kind == "alertmanager"
+
+    @property
+    def readable(self) -> bool:
+        """Whether the target can be asked which alerts it holds (Alertmanager can)."""
         return self.kind == "alertmanager"
 
     @property
@@ -160,6 +165,17 @@ def _headers(headers: Mapping[str, str], display: str) -> dict[str, str]:
         what = f"livecluster_alert_headers: header {name!r} for {display}"
         resolved[name] = header_value(name, value, what=what)
     return resolved
+
+
+def alertmanager_filters(cluster: str, names: Sequence[str]) -> list[tuple[str, str]]:
+    """The query of ``GET /api/v2/alerts`` for ``cluster``'s alerts named ``names``.
+
+    ``cluster=""`` matches alerts without the label: those of an unnamed cluster.
+    """
+    return [
+        ("filter", f"cluster={alertmanager_matcher(cluster)}"),
+        ("filter", f"alertname=~{alertmanager_matcher('|'.join(names))}"),
+    ]
 
 
 def _alertmanager_alert(alert: Alert, link: str | None) -> dict[str, Any]:

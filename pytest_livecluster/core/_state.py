@@ -28,12 +28,11 @@ from . import jsonutil
 from ._fastpath import quick_shard
 from ._native import mypyc_attr
 from ._paths import GLOBSTAR, MatchNode, PatternSet
+from .entry import UNLIMITED, JournalEntry
 from .ingest import BOM, DIRECT, Envelope, Limits, Rejection, parse_shard
 from .paths import Pattern, parse_pattern
 
-__all__ = ["EVICTED", "UNLIMITED", "Engine", "Sink", "copy_json", "merge_patch"]
-
-UNLIMITED: Final = Limits(max_line_bytes=1 << 62, max_depth=1 << 30)
+__all__ = ["EVICTED", "UNLIMITED", "Engine", "Observer", "Sink", "copy_json", "merge_patch"]
 _time_ns: Final = time.time_ns
 _NULL: Final = b"null"
 _BOM_FIRST: Final = 0xEF
@@ -41,6 +40,26 @@ _BOM_FIRST: Final = 0xEF
 Sink = Callable[[int, int, Envelope, bytes], None]
 JournalRow = tuple[int, int, Envelope, bytes]  # seq, recv_ns, envelope, raw
 RejectedRow = tuple[int, int, Envelope, str, str, str]  # seq, recv_ns, envelope, reason, ...
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Observer:
+    """What the engine calls after each accepted shard (projections and windows).
+
+    ``apply`` runs with the engine's lock held, in the order shards are
+    applied; ``evicted`` when a TTL eviction removed ``path``. Neither may keep
+    a reference to the shard or to any part of it: its objects are the state's.
+    """
+
+    def apply(self, shard: dict[str, Any], entry: JournalEntry) -> None:
+        raise NotImplementedError
+
+    def evicted(self, path: tuple[Hashable, ...]) -> None:
+        return None
+
+    def failed(self, exc: Exception) -> None:
+        """``apply`` or ``evicted`` raised ``exc``: the engine goes on."""
+        raise NotImplementedError
 
 
 class _Evicted:
@@ -61,9 +80,10 @@ EVICTED: Final = _Evicted()
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
-    if type(patch) is not dict:
+    # Every Mapping is a JSON object (RFC 7386 knows no dict subclasses).
+    if not isinstance(patch, Mapping):
         return copy_json(patch)
-    result = copy_json(target) if type(target) is dict else {}
+    result = copy_json(target) if isinstance(target, Mapping) else {}
     _merge_plain(result, copy_json(patch), _NULL)
     return result
 
@@ -224,7 +244,8 @@ class Engine:
         self._clock = clock
         self._sink = sink
         self._sample_chars = sample_chars
-        self._lock = threading.Lock()
+        # Re-entrant: a window's check reads the state while ingest holds the lock.
+        self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._waiters = 0
         self._root: dict[str, Any] = {}
@@ -240,6 +261,8 @@ class Engine:
         self._bom = 0
         self._evicted = 0
         self.version = 0
+        # Projections, then open windows: called after every accepted shard.
+        self._observers: tuple[Observer, ...] = ()
 
     def ingest(self, line: Any, envelope: Envelope | None = None) -> bool:
         """Parse one log line and merge it; return whether it was accepted.
@@ -318,10 +341,18 @@ def _accept(
         engine._journal_bytes -= len(journal.popleft()[3])
     engine._accepted += 1
     engine.version += 1
-    if engine._waiters:
-        engine._changed.notify_all()
     if engine._ttls and engine._accepted % Engine.EVICT_EVERY == 0:
         _evict_expired(engine)
+    observers = engine._observers
+    if observers:
+        entry = JournalEntry(seq, recv_ns, envelope, line)
+        for observer in observers:
+            try:
+                observer.apply(shard, entry)
+            except Exception as exc:  # a projection's bug must not stop ingest
+                observer.failed(exc)
+    if engine._waiters:
+        engine._changed.notify_all()
 
 
 def _reject(
@@ -420,6 +451,11 @@ def _evict_path(engine: Engine, pattern: Pattern, path: tuple[Hashable, ...]) ->
     for rel, value in _counter_leaves(node, parent[path[-1]], ()):
         _add_at(engine._base, (*general, *rel), value)
     del parent[path[-1]]
+    for observer in engine._observers:
+        try:
+            observer.evicted(path)
+        except Exception as exc:
+            observer.failed(exc)
     return 1
 
 

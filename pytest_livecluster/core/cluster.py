@@ -11,7 +11,6 @@ exactly that part of the state changed and which shards touched it.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,19 +18,20 @@ from typing import Any
 import tenacity
 from deepdiff import DeepDiff
 
-from .. import _escape
 from .._values import positive_seconds
 from . import jsonutil
 from .collector import Collector
+from .entry import describe_entry
+from .invariants import Invariant
 from .paths import format_path
 from .source import SourceHealth
 from .state import JournalEntry, State, StateStats
 from .waiting import Check, TestTiming, consistently, eventually, eventually_attempts
+from .windows import Mode
 
-__all__ = ["Cluster", "Cursor"]
+__all__ = ["Cluster", "Cursor", "describe_entry"]
 
 MAX_DIFF_LINES = 40
-MAX_SHARD_CHARS = 300
 
 
 class Cursor:
@@ -89,6 +89,10 @@ class Cluster:
         self._default_timing = timing
         self._test: _TestContext | None = None
         self._watched: list[tuple[Hashable, ...]] | None = None
+        #: Every invariant registered with :meth:`always`, :meth:`never` or :meth:`sometimes`.
+        self.invariants: list[Invariant] = []
+        #: Called with each new invariant (the plugin closes it with its fixture).
+        self.on_invariant: Callable[[Invariant], None] | None = None
 
     # -- reading ---------------------------------------------------------------
 
@@ -166,12 +170,14 @@ class Cluster:
         timeout: float | None = None,
         tick: float | None = None,
         what: str | None = None,
+        at_least: float | None = None,
     ) -> Any:
         """Wait until ``check`` passes; re-checked on every change of the state.
 
         With a check: returns the check's value. Without one: returns the
         attempts of the inline form,
         ``for attempt in cluster.eventually(timeout=30): with attempt: assert ...``.
+        With ``at_least``, passing sooner than that many seconds fails too.
         """
         __tracebackhide__ = True
         timing = self.timing
@@ -180,21 +186,36 @@ class Cluster:
             "tick": _seconds("eventually tick", timing.tick, tick),
             "what": what,
             "explain": self._explain,
+            "at_least": 0.0 if at_least is None else positive_seconds("at_least", at_least),
         }
-        self._watched = []
         if check is None:
             return self._inline(options)
+        outer = self._begin_watch()
         try:
             return eventually(self.state, check, **options)
         finally:
-            self._watched = None
+            self._end_watch(outer)
 
     def _inline(self, options: dict[str, Any]) -> Iterator[tenacity.AttemptManager]:
         __tracebackhide__ = True
+        outer = self._begin_watch()
         try:
             yield from eventually_attempts(self.state, **options)
         finally:
-            self._watched = None
+            self._end_watch(outer)
+
+    def _begin_watch(self) -> list[tuple[Hashable, ...]] | None:
+        """Start remembering a check's paths; return the enclosing check's."""
+        outer = self._watched
+        self._watched = []
+        return outer
+
+    def _end_watch(self, outer: list[tuple[Hashable, ...]] | None) -> None:
+        """Back to the enclosing check, which read what the inner one read too."""
+        inner = self._watched or []
+        if outer is not None:
+            outer.extend(path for path in inner if path not in outer)
+        self._watched = outer
 
     def consistently(
         self,
@@ -204,21 +225,48 @@ class Cluster:
         tick: float | None = None,
         what: str | None = None,
     ) -> None:
-        """Require ``check`` to hold on every change for ``for_`` seconds."""
+        """Require ``check`` to hold after every accepted shard for ``for_`` seconds.
+
+        The check is evaluated against the state after each shard that touches
+        what it read, so a condition broken and repaired within a millisecond
+        still fails it, naming the shard that broke it.
+        """
         __tracebackhide__ = True
         timing = self.timing
-        self._watched = []
-        try:
-            consistently(
-                self.state,
-                check,
-                window=_seconds("consistently for_", timing.window, for_),
-                tick=_seconds("consistently tick", timing.tick, tick),
-                what=what,
-                explain=self._explain_violation,
-            )
-        finally:
-            self._watched = None
+        consistently(
+            self.state,
+            check,
+            window=_seconds("consistently for_", timing.window, for_),
+            tick=_seconds("consistently tick", timing.tick, tick),
+            what=what,
+        )
+
+    # -- session invariants ------------------------------------------------------
+
+    def always(self, check: Check, *, what: str | None = None) -> Invariant:
+        """Require ``check`` to hold after every shard from now until the session ends.
+
+        Registered in a fixture, it ends with that fixture instead. A broken
+        invariant fails the run, naming the shard that broke it.
+        """
+        return self._invariant(check, "always", what)
+
+    def never(self, check: Check, *, what: str | None = None) -> Invariant:
+        """Require ``check`` never to be truthy after any shard (see :meth:`always`)."""
+        return self._invariant(check, "never", what)
+
+    def sometimes(self, check: Check, *, what: str | None = None) -> Invariant:
+        """Require ``check`` to be truthy after at least one shard before it ends."""
+        return self._invariant(check, "sometimes", what)
+
+    def _invariant(self, check: Check, mode: Mode, what: str | None) -> Invariant:
+        if not callable(check):
+            raise TypeError(f"{mode} needs a callable check, got {type(check).__name__}")
+        invariant = Invariant.open(self.state, check, mode, what=what)
+        self.invariants.append(invariant)
+        if self.on_invariant is not None:
+            self.on_invariant(invariant)
+        return invariant
 
     # -- per test (driven by the plugin) ----------------------------------------
 
@@ -267,34 +315,10 @@ class Cluster:
         lines += [f"  {describe_entry(entry)}" for entry in entries]
         return "\n".join(lines)
 
-    def _explain_violation(self, good_version: int, bad_version: int) -> str:
-        cursor_seq = self._test.cursor.start_seq if self._test is not None else 0
-        entries = self.state.journal(cursor_seq)
-        if not entries:
-            return ""
-        culprit = entries[-1]
-        for path in self._watched or []:
-            touching = [e for e in entries if e.touches(path)]
-            if touching:
-                culprit = touching[-1]
-                break
-        return f"the shard that broke it:\n  {describe_entry(culprit)}"
-
 
 def _seconds(name: str, default: float, given: float | None) -> float:
     """A waiting argument of a call, held to the same range as the settings."""
     return default if given is None else positive_seconds(name, given)
-
-
-def describe_entry(entry: JournalEntry) -> str:
-    """One line about a journal entry: number, time, source, stream and text."""
-    ns = entry.envelope.origin_ns or entry.recv_ns
-    when = dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%H:%M:%S.%f")[:-3]
-    text = entry.raw.decode("utf-8", "replace")
-    if len(text) > MAX_SHARD_CHARS:
-        text = text[:MAX_SHARD_CHARS] + "..."
-    line = f"#{entry.seq} {when}Z {entry.envelope.source} {entry.envelope.stream}: {text}"
-    return _escape.terminal(line, one_line=True)
 
 
 def _at(tree: Any, path: tuple[Hashable, ...]) -> Any:

@@ -28,28 +28,73 @@ frame in between.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ..exceptions import ConfigError
 from . import _native, _state  # noqa: F401  (_native first: it chooses the engine's build)
-from ._state import EVICTED, UNLIMITED, Engine, Sink, copy_json
-from .ingest import DEFAULT_LIMITS, DIRECT, Envelope, Limits, parse_shard
+from ._state import EVICTED, Engine, Observer, Sink, copy_json
+from .entry import JournalEntry
+from .ingest import DEFAULT_LIMITS, DIRECT, Envelope, Limits
 from .paths import Pattern, format_path, parse_pattern
 
 __all__ = [
     "EVICTED",
     "JournalEntry",
+    "Observer",
     "Rejected",
     "Sink",
     "State",
     "StateStats",
     "merge_patch",
+    "tracking_reads",
 ]
 
 T = TypeVar("T")
+
+
+class _Reads(threading.local):
+    """What the check being evaluated on this thread has read so far."""
+
+    paths: set[tuple[Hashable, ...]] | None = None
+    evaluating = False
+
+
+_READS = _Reads()
+_WHOLE: tuple[Hashable, ...] = ()
+
+
+def _read(path: tuple[Hashable, ...]) -> None:
+    paths = _READS.paths
+    if paths is not None:
+        paths.add(path)
+
+
+@contextmanager
+def tracking_reads(*, evaluating: bool = False) -> Iterator[set[tuple[Hashable, ...]]]:
+    """Collect the paths this thread reads from any state inside the block.
+
+    :meth:`State.get` adds its path; a reader that sees more (``read``,
+    ``snapshot``, ``total``, the journal, a projection) adds ``()``: the whole
+    state. ``evaluating`` marks a check that runs while ingest holds the lock,
+    which must not wait for a change.
+    """
+    saved = (_READS.paths, _READS.evaluating)
+    paths: set[tuple[Hashable, ...]] = set()
+    _READS.paths, _READS.evaluating = paths, evaluating
+    try:
+        yield paths
+    finally:
+        _READS.paths, _READS.evaluating = saved
+
+
+def note_read(path: tuple[Hashable, ...] = _WHOLE) -> None:
+    """Tell a window that its check read ``path`` (``()``: anything may matter)."""
+    _read(path)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -63,34 +108,6 @@ def merge_patch(target: Any, patch: Any) -> Any:
 # --------------------------------------------------------------------------
 # Journal and statistics
 # --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """One accepted line: its ingest number, arrival time, origin and text."""
-
-    seq: int
-    recv_ns: int
-    envelope: Envelope
-    raw: bytes
-
-    @property
-    def shard(self) -> dict[str, Any]:
-        """The shard, parsed again from the raw line (a fresh object)."""
-        shard = parse_shard(self.raw, UNLIMITED)
-        assert type(shard) is dict
-        return shard
-
-    def touches(self, path: Sequence[Hashable]) -> bool:
-        """Whether this shard wrote ``path``, something below it, or replaced an ancestor."""
-        node: Any = self.shard
-        for key in path:
-            if type(node) is not dict:
-                return True
-            if key not in node:
-                return False
-            node = node[key]
-        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +197,50 @@ class State(Engine):
             sink=sink,
         )
 
+    # -- observers -------------------------------------------------------------
+
+    def add_projection(self, projection: Observer) -> None:
+        """Run ``projection`` on every accepted shard from the first one on.
+
+        A projection added after a line was ingested would miss facts, so
+        that is an error: register projections before the collector starts
+        (see :mod:`.projection`).
+        """
+        with self._lock:
+            if self._seq:
+                name = getattr(projection, "name", type(projection).__name__)
+                raise ConfigError(
+                    f"projection {name} registered after {self._seq} lines were ingested: "
+                    "a projection must see every shard, so register it before the first line"
+                )
+            attach = getattr(projection, "attach", None)
+            if attach is not None:
+                attach(self)
+            projections = [o for o in self._observers if not getattr(o, "is_window", False)]
+            windows = [o for o in self._observers if getattr(o, "is_window", False)]
+            self._observers = (*projections, projection, *windows)
+
+    def projections(self) -> tuple[Observer, ...]:
+        """The registered projections, in the order they run."""
+        return tuple(o for o in self._observers if not getattr(o, "is_window", False))
+
+    def open_window(self, window: Any) -> None:
+        """Evaluate ``window`` now, then after every accepted shard until closed."""
+        with self._lock:
+            window.evaluate(None)
+            self._observers = (*self._observers, window)
+
+    def close_window(self, window: Any) -> None:
+        """Stop evaluating ``window``."""
+        with self._lock:
+            self._observers = tuple(o for o in self._observers if o is not window)
+
+    def recheck(self, window: Any) -> None:
+        """Evaluate ``window`` now (for what changes with time alone)."""
+        with self._lock:
+            if not window.done:
+                window.evaluate(None)
+
     def set_sink(self, sink: Sink | None) -> None:
         """Send every line ingested from now on to ``sink`` (see the constructor)."""
         with self._lock:
@@ -203,23 +264,27 @@ class State(Engine):
         ``fn`` sees the live state without a copy: it must not change it, nor
         keep a reference to any part of it after it returns.
         """
+        _read(_WHOLE)
         with self._lock:
             return fn(self._root)
 
     @contextmanager
     def reading(self) -> Iterator[dict[str, Any]]:
         """``with state.reading() as root:``; the same rules as :meth:`read`."""
+        _read(_WHOLE)
         with self._lock:
             yield self._root
 
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of the whole state."""
+        _read(_WHOLE)
         with self._lock:
             result: dict[str, Any] = copy_json(self._root)
             return result
 
     def get(self, *path: Hashable, default: Any = None) -> Any:
         """A copy of the subtree at ``path``, or ``default`` if there is none."""
+        _read(path)
         with self._lock:
             node: Any = self._root
             for key in path:
@@ -231,6 +296,7 @@ class State(Engine):
     def total(self, pattern: str | Pattern) -> int | float:
         """Sum of the numeric leaves ``pattern`` selects, evicted ones included."""
         pat = parse_pattern(pattern) if isinstance(pattern, str) else pattern
+        _read(_WHOLE)
         with self._lock:
             live = _state.total(pat, self._root)
             kept = _state.total(pat, self._base)
@@ -245,6 +311,7 @@ class State(Engine):
         pattern selects itself is summed under the pattern's own text.
         """
         pat = parse_pattern(pattern) if isinstance(pattern, str) else pattern
+        _read(_WHOLE)
         with self._lock:
             sums = _state.collapse(pat, (self._root, self._base))
         return {
@@ -257,6 +324,11 @@ class State(Engine):
 
         Returns the version then current. Waking is driven by ingest, not polling.
         """
+        if _READS.evaluating:
+            raise RuntimeError(
+                "a check evaluated on every shard cannot wait for a change "
+                "(no eventually or consistently inside consistently, always, never or sometimes)"
+            )
         with self._lock:
             if self.version > version:
                 return self.version
@@ -269,12 +341,14 @@ class State(Engine):
 
     def journal(self, since_seq: int = 0) -> list[JournalEntry]:
         """The kept accepted lines with an ingest number above ``since_seq``, oldest first."""
+        _read(_WHOLE)
         with self._lock:
             entries = [e for e in self._journal if e[0] > since_seq]
         return [JournalEntry(*e) for e in entries]
 
     def last_writes(self, *path: Hashable, limit: int = 5) -> list[JournalEntry]:
         """The newest kept shards that wrote ``path`` (or below, or an ancestor), newest first."""
+        _read(_WHOLE)
         with self._lock:
             entries = list(self._journal)
         found: list[JournalEntry] = []

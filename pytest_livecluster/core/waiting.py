@@ -26,7 +26,9 @@ import tenacity
 
 from .. import _escape
 from ..exceptions import ConsistentlyFailed, EventuallyFailed, Failure
+from .entry import describe_entry
 from .state import State
+from .windows import RETRY_ON, Event, Window
 
 __all__ = [
     "RETRY_ON",
@@ -35,12 +37,10 @@ __all__ = [
     "Failure",
     "TestTiming",
     "consistently",
+    "event_lines",
     "eventually",
     "eventually_attempts",
 ]
-
-#: Exceptions that mean "not yet" rather than "the check is broken".
-RETRY_ON: tuple[type[BaseException], ...] = (AssertionError, LookupError, TypeError)
 
 Check = Callable[[], Any]
 Explain = Callable[[], str]
@@ -131,6 +131,22 @@ class _Run:
             reraise=False,
         )
 
+    def not_too_early(self, what: str, at_least: float) -> None:
+        """Raise if the check passed before ``at_least`` seconds."""
+        __tracebackhide__ = True
+        elapsed = self.clock() - self.started
+        if at_least and elapsed < at_least:
+            failure = Failure(round(elapsed, 3), f"passed after {elapsed:.3f} s")
+            raise EventuallyFailed(
+                _escape.terminal(
+                    f"eventually: {what} passed after {elapsed:.3f} s, sooner than "
+                    f"at_least={at_least:g} s ({self.checks} checks)"
+                ),
+                checks=self.checks,
+                first=failure,
+                last=failure,
+            )
+
     def failed(self, what: str, explain: Explain | None) -> EventuallyFailed:
         lines = [
             f"eventually: {what} did not pass within {self.timeout:g} s "
@@ -163,14 +179,22 @@ def eventually(
     explain: Explain | None = None,
     retry_on: tuple[type[BaseException], ...] = RETRY_ON,
     clock: Callable[[], float] = time.monotonic,
+    at_least: float = 0.0,
 ) -> Any:
-    """Re-run ``check`` until it passes; return its value, or raise EventuallyFailed."""
+    """Re-run ``check`` until it passes; return its value, or raise EventuallyFailed.
+
+    With ``at_least``, a check that passes sooner than that many seconds after
+    the wait began fails too (a cool-down that ended too early).
+    """
     __tracebackhide__ = True
+    _check_at_least(at_least, timeout)
     run = _Run(state, timeout, tick, clock, retry_on=retry_on)
     try:
-        return run.retrying()(check)
+        result = run.retrying()(check)
     except tenacity.RetryError:
         raise run.failed(what or describe(check), explain) from None
+    run.not_too_early(what or describe(check), at_least)
+    return result
 
 
 def eventually_attempts(
@@ -182,14 +206,25 @@ def eventually_attempts(
     explain: Explain | None = None,
     retry_on: tuple[type[BaseException], ...] = RETRY_ON,
     clock: Callable[[], float] = time.monotonic,
+    at_least: float = 0.0,
 ) -> Iterator[tenacity.AttemptManager]:
     """The inline form: ``for attempt in ...: with attempt: assert ...``."""
     __tracebackhide__ = True
+    _check_at_least(at_least, timeout)
     run = _Run(state, timeout, tick, clock, retry_on=retry_on)
     try:
         yield from run.retrying(inline=True)
     except tenacity.RetryError:
         raise run.failed(what or "the block", explain) from None
+    run.not_too_early(what or "the block", at_least)
+
+
+def _check_at_least(at_least: float, timeout: float) -> None:
+    if at_least >= timeout:
+        raise ValueError(
+            f"eventually: at_least ({at_least:g} s) must be shorter than the timeout "
+            f"({timeout:g} s)"
+        )
 
 
 def consistently(
@@ -199,42 +234,55 @@ def consistently(
     window: float,
     tick: float = 1.0,
     what: str | None = None,
-    explain: Callable[[int, int], str] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Re-run ``check`` on every change for ``window`` seconds; raise at the first violation.
+    """Require ``check`` to hold after every accepted shard for ``window`` seconds.
 
-    ``explain(good_version, bad_version)`` may describe the shards that arrived
-    between the last passing check and the failing one.
+    The check runs against the state after each shard (see :mod:`.windows`),
+    and on a ``tick`` for what changes with time alone; the first state it
+    does not hold in raises :class:`ConsistentlyFailed`, naming the shard.
     """
     __tracebackhide__ = True
-    started = clock()
-    good = -1
-    checks = 0
-    while True:
-        version = state.version
-        checks += 1
-        try:
-            result = check()
-        except RETRY_ON as exc:
-            reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
-        else:
-            reason = "" if result else f"returned {result!r}"
-        elapsed = clock() - started
-        if reason:
-            lines = [
-                f"consistently: {what or describe(check)} stopped holding after "
-                f"{elapsed:.3f} s of {window:g} s (check {checks}): {reason}"
-            ]
-            if good < 0:
-                lines[0] += "; it did not hold at the start"
-            extra = explain(good, version) if explain is not None else ""
-            if extra:
-                lines += ["", extra]
-            raise ConsistentlyFailed(
-                _escape.terminal("\n".join(lines)), at=elapsed, version=version, cause=reason
-            )
-        good = version
-        if elapsed >= window:
-            return
-        state.wait_for_change(version, min(tick, window - elapsed))
+    win = Window(check, "always", clock=clock).open(state)
+    try:
+        while not win.done:
+            elapsed = clock() - win.opened
+            if elapsed >= window:
+                break
+            version = state.version
+            if state.wait_for_change(version, min(tick, window - elapsed)) == version:
+                win.recheck()
+    finally:
+        win.close()
+    if win.error is not None:
+        raise win.error
+    event = win.event
+    if event is None or event.at > window:
+        return
+    lines = [
+        f"consistently: {what or describe(check)} stopped holding after "
+        f"{event.at:.3f} s of {window:g} s (check {event.check}): {event.reason}"
+    ]
+    if event.entry is None:
+        lines[0] += (
+            "; it did not hold at the start" if event.check == 1 else " (on a tick, no new shard)"
+        )
+    lines += event_lines(event, "the shard that broke it")
+    raise ConsistentlyFailed(
+        _escape.terminal("\n".join(lines)),
+        at=event.at,
+        version=state.version,
+        cause=event.reason,
+        shard=event.entry,
+    )
+
+
+def event_lines(event: Event, title: str) -> list[str]:
+    """The shard and the values read that explain a window's event (not yet escaped)."""
+    lines: list[str] = []
+    if event.entry is not None:
+        lines += ["", f"{title}:", f"  {describe_entry(event.entry)}"]
+    if event.reads:
+        lines += ["", "what it read:"]
+        lines += [f"  {path} = {value}" for path, value in event.reads]
+    return lines

@@ -3,7 +3,10 @@
 A :class:`~pytest_livecluster.core.cluster.Cluster` plus what the blades'
 methodology lets a test ask: who said hello, what phase an intent is in and
 since when, whether a module update landed, the counts with their loss and
-the errors grouped. The methodology's plugin makes the fixture one of these
+the errors grouped. The views read the state and the methodology's
+projection (:mod:`.facts`), registered on the state when the cluster is made,
+so a hello or an intent's first sighting is never lost with the journal. The
+methodology's plugin makes the fixture one of these
 through the ``pytest_livecluster_make_cluster`` hook, the same hook a project
 with another methodology implements to hand out its own subclass.
 """
@@ -53,6 +56,10 @@ class MethodologyCluster(Cluster):
     def missing_hellos(self, expected: Iterable[str]) -> list[str]:
         """Expected hosts that never said hello."""
         return self.views.missing_hellos(expected)
+
+    def restarts(self) -> dict[str, int]:
+        """Hosts that restarted (their ``boot`` value changed), with how many times."""
+        return self.views.restarts()
 
     def stale(self, older_than: float) -> list[IntentView]:
         """Intents older than ``older_than`` seconds that no spotter receives yet."""

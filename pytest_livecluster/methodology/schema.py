@@ -29,7 +29,7 @@ class Keys:
 
     ::
 
-        {"<host>": {"msg": "Hello World", "module": "scraper@1.4", "errors": {...}}}
+        {"<host>": {"msg": "Hello World", "boot": 2, "module": "scraper@1.4", "errors": {...}}}
         {"intents": {"<id>": {"host": ..., "module": ..., "resolution": {"<host>": {
             "item_scraped": {"<domain>": {"item_sent": 3, ...}}, "received": 17}}}}}
     """
@@ -42,6 +42,7 @@ class Keys:
     received_key: str = "received"
     errors_key: str = "errors"
     module_key: str = "module"
+    boot_key: str = "boot"
 
 
 #: The names ``livecluster_keys`` accepts.

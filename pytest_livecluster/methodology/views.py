@@ -9,7 +9,11 @@ they receive items, and errors sit under ``errors``. :class:`Methodology`
 phase an intent is in and since when, whether a module update landed, the
 counts with their loss, and the errors grouped.
 
-Views only read the state and the journal. The monitor reports; it never acts.
+Views read the live state and the methodology's projection
+(:class:`~.facts.MethodologyFacts`), which keeps what the state alone cannot
+tell (who ever said hello, when an intent was first seen) from every shard:
+never the journal, which holds only recent lines. The monitor reports; it
+never acts.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from ..core.state import Rejected, State
+from ..exceptions import ConfigError
+from .facts import MethodologyFacts
 from .schema import ROLE_LABEL, Methodology
 
 __all__ = [
@@ -65,7 +71,7 @@ class IntentView:
     raw: Mapping[str, Any]
 
     def in_phase_for(self, now: float | None = None) -> float | None:
-        """Seconds the intent has been in its phase (None if the journal no longer knows)."""
+        """Seconds the intent has been in its phase (None if no time is known)."""
         if self.phase_since is None:
             return None
         return (time.time() if now is None else now) - self.phase_since
@@ -135,6 +141,7 @@ class Views:
     ) -> None:
         self.state = state
         self.m = methodology or Methodology()
+        self.facts = facts_of(state, self.m)
         self._origin_labels = origin_labels
         self._host_of = host_of or _same
         self._label_roles: tuple[int, dict[str, str]] = (-1, {})
@@ -144,6 +151,7 @@ class Views:
         return self._roles_from_labels().get(host) or self.m.role_of(host)
 
     def _roles_from_labels(self) -> dict[str, str]:
+        """Roles of the host keys written by a source with a ``livecluster.role`` label."""
         if self._origin_labels is None:
             return {}
         version = self.state.version
@@ -156,44 +164,34 @@ class Views:
         }
         roles: dict[str, str] = {}
         if by_origin:
-            for entry in self.state.journal():
-                role = by_origin.get(entry.envelope.source)
+            with self.facts.reading():
+                writers = [(host, list(sources)) for host, sources in self.facts.writers.items()]
+            for host, sources in writers:
+                role = next((by_origin[s] for s in sources if s in by_origin), None)
                 if role is not None:
-                    for host in self._hosts_written(entry.shard):
-                        roles.setdefault(host, role)
+                    roles[host] = role
         self._label_roles = (version, roles)
         return roles
-
-    def _hosts_written(self, shard: Mapping[str, Any]) -> list[str]:
-        """The host keys a shard writes: its own top-level keys and resolution keys."""
-        m = self.m
-        hosts = [key for key in shard if key != m.intents_key]
-        intents = shard.get(m.intents_key)
-        if type(intents) is dict:
-            for body in intents.values():
-                resolution = body.get(m.resolution_key) if type(body) is dict else None
-                if type(resolution) is dict:
-                    hosts += list(resolution)
-        return hosts
 
     # -- blades --------------------------------------------------------------------
 
     def hellos(self) -> dict[str, list[str]]:
-        """Hosts that said hello, by role (``None`` role: ``other``)."""
-        m = self.m
+        """Hosts that said hello, by role (``None`` role: ``other``).
 
-        def read(root: dict[str, Any]) -> list[tuple[str, bool]]:
-            return [
-                (key, value.get(m.hello_key) == m.hello_value)
-                for key, value in root.items()
-                if key != m.intents_key and type(value) is dict
-            ]
-
+        A hello is latched: a blade that said it and then wrote another ``msg``
+        still said it, however many lines later.
+        """
+        with self.facts.reading():
+            hosts = list(self.facts.hello)
         out: dict[str, list[str]] = {}
-        for host, hello_now in self.state.read(read):  # the journal is read outside the lock
-            if hello_now or _said_hello(self.state, host, m):
-                out.setdefault(self.role_of(host) or "other", []).append(host)
+        for host in hosts:
+            out.setdefault(self.role_of(host) or "other", []).append(host)
         return {role: sorted(hosts) for role, hosts in sorted(out.items())}
+
+    def restarts(self) -> dict[str, int]:
+        """Hosts whose ``boot`` value changed, with how many times (restarted blades)."""
+        with self.facts.reading():
+            return {host: n for host, n in sorted(self.facts.restarts.items()) if n}
 
     def missing_hellos(self, expected: Iterable[str]) -> list[str]:
         """Expected hosts that never said hello."""
@@ -215,11 +213,11 @@ class Views:
         raw = self.state.get(self.m.intents_key, iid)
         if type(raw) is not dict:
             return None
-        return self._view(iid, raw, self._timeline(iid))
+        return self._view(iid, raw, self.facts.timelines([iid]).get(iid, {}))
 
     def intents(self) -> list[IntentView]:
         ids = self.intent_ids()
-        times = self._timelines(ids)
+        times = self.facts.timelines(ids)
         views = []
         for iid in ids:
             raw = self.state.get(self.m.intents_key, iid)
@@ -297,34 +295,6 @@ class Views:
             phase_since=since,
             raw=raw,
         )
-
-    def _timeline(self, iid: str) -> dict[str, float]:
-        return self._timelines([iid]).get(iid, {})
-
-    def _timelines(self, ids: Sequence[str]) -> dict[str, dict[str, float]]:
-        """When each intent, and each host under its resolution, was first written.
-
-        Keyed by intent, then ``""`` for the intent itself and the host names.
-        Only what the journal still holds is known.
-        """
-        wanted = set(ids)
-        m = self.m
-        out: dict[str, dict[str, float]] = {}
-        for entry in self.state.journal():
-            intents = entry.shard.get(m.intents_key)
-            if type(intents) is not dict:
-                continue
-            when = (entry.envelope.origin_ns or entry.recv_ns) / 1e9
-            for iid, body in intents.items():
-                if iid not in wanted:
-                    continue
-                seen = out.setdefault(iid, {})
-                seen.setdefault("", when)
-                resolution = body.get(m.resolution_key) if type(body) is dict else None
-                if type(resolution) is dict:
-                    for host in resolution:
-                        seen.setdefault(host, when)
-        return out
 
     # -- counting ------------------------------------------------------------------
 
@@ -500,14 +470,6 @@ def _group(
         group.last_seen = when
 
 
-def _said_hello(state: State, host: str, m: Methodology) -> bool:
-    """A blade whose latest ``msg`` replaced its hello still said it: look in the journal."""
-    return any(
-        type(e.shard.get(host)) is dict and e.shard[host].get(m.hello_key) == m.hello_value
-        for e in state.last_writes(host, m.hello_key, limit=50)
-    )
-
-
 def _same(source: str) -> str:
     return source
 
@@ -531,3 +493,22 @@ def _max(a: float | None, b: float | None) -> float | None:
 
 def _min(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else min(a, b)
+
+
+def facts_of(state: State, methodology: Methodology) -> MethodologyFacts:
+    """The state's methodology projection for these key names, registered if new.
+
+    A projection must see every shard: on a state that already took lines
+    and has none, this is a :class:`~pytest_livecluster.exceptions.ConfigError`.
+    """
+    facts = MethodologyFacts(methodology)
+    for projection in state.projections():
+        if isinstance(projection, MethodologyFacts) and projection.keys == facts.keys:
+            return projection
+    try:
+        state.add_projection(facts)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{exc}; make the views (or the cluster) before the state takes lines"
+        ) from None
+    return facts

@@ -62,6 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[RUN] = run
     config.pluginmanager.register(run, "livecluster-run")
+    config.pluginmanager.register(run.invariants, "livecluster-invariants")
     if settings.watch is not None:
         if run.is_controller or run.is_worker:
             raise pytest.UsageError(

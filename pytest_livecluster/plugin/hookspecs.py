@@ -14,6 +14,7 @@ import pytest
 if TYPE_CHECKING:
     from ..core.cluster import Cluster
     from ..core.collector import Collector
+    from ..core.projection import Projection
     from ..core.state import State
     from ..core.waiting import TestTiming
     from .report import Section
@@ -36,3 +37,13 @@ def pytest_livecluster_make_cluster(
 @pytest.hookspec
 def pytest_livecluster_report(config: pytest.Config, cluster: Cluster) -> list[Section] | None:
     """Return sections to add to the run report (blades, intents, errors, ...)."""
+
+
+@pytest.hookspec
+def pytest_livecluster_projections(config: pytest.Config, state: State) -> list[Projection] | None:
+    """Return projections to run on every accepted shard of this run's state.
+
+    Called once, before the first line is read, so each projection sees every
+    shard (see :mod:`pytest_livecluster.core.projection`). Keep a reference to
+    what you return, or find it again with ``cluster.state.projections()``.
+    """

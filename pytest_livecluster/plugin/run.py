@@ -11,7 +11,7 @@ report to the controller, which prints it once.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from .. import _escape
 from .._files import append_text, write_atomic
 from .._retry import Deadline, wait_until
 from .._secrets import display_spec, scrub
-from ..alerts import Alerter, AlertRound, SourceObservation, TestOutcome
+from ..alerts import Alerter, AlertRound, InvariantOutcome, SourceObservation, TestOutcome
 from ..alerts.alerter import ci_link
 from ..core import jsonutil
 from ..core.cluster import Cluster, describe_entry
@@ -32,6 +32,7 @@ from ..core.state import State
 from ..core.waiting import TestTiming
 from ..exceptions import LiveClusterError
 from ..sources import parse_specs
+from . import invariants as _invariants
 from .config import Settings
 from .outcomes import LIVE_ATTR, outcomes, tag_report
 from .report import RunReport, Section, build_report, merge_worker_reports
@@ -56,10 +57,18 @@ class LiveRun:
             journal_size=settings.journal_size,
             journal_bytes=settings.journal_bytes,
         )
+        for projections in config.hook.pytest_livecluster_projections(
+            config=config, state=self.state
+        ):
+            for projection in projections or ():
+                self.state.add_projection(projection)
         self.collector: Collector | None = None
         self.cluster: Cluster = config.hook.pytest_livecluster_make_cluster(
             config=config, state=self.state, collector=None, timing=settings.timing
         ) or Cluster(self.state, None, settings.timing)
+        #: The session invariants (``cluster.always`` ...), closed with their fixture or the run.
+        self.invariants = _invariants.Invariants()
+        self.cluster.on_invariant = self.invariants.register
         self.start_error: str | None = None
         self.settle_note: str | None = None
         self.report: RunReport | None = None
@@ -70,6 +79,10 @@ class LiveRun:
             self.alerter = Alerter(
                 settings.alerting, cluster=settings.name, report_path=report, link=ci_link()
             )
+        #: Every collected test's node id, when the run collected the whole suite (alerts of
+        #: tests not in it are resolved: the tests no longer exist); None otherwise.
+        self.collected: frozenset[str] | None = None
+        self._narrowed: str | None = None
         self.watching = False
         self.warnings: list[str] = []
         self._restore_sigterm: Callable[[], None] = lambda: None
@@ -218,9 +231,64 @@ class LiveRun:
         # Source errors may quote what a server or an engine sent.
         return "\n".join(_escape.terminal(scrub(line), one_line=True) for line in lines)
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, Any, Any]:
+        try:
+            return (yield)
+        finally:
+            # Session fixtures are torn down by now: what they registered is closed.
+            if not self.watching:
+                _invariants.log(session, self.invariants.judge())
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.alerter is not None and not self.watching and hasattr(report, LIVE_ATTR):
             self._live_reports.append(report)
+
+    # -- what the run collected: did it see the whole suite? ----------------------------
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        # A module that failed to import (or skipped itself) hides its tests: they exist.
+        if self.alerter is not None and not report.passed and self._narrowed is None:
+            self._narrowed = f"{report.nodeid or 'collection'} {report.outcome}"
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        if self.alerter is not None and items and self._narrowed is None:
+            self._narrowed = f"{len(items)} deselected"
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.alerter is None:
+            return
+        self._narrowed = self._narrowed or self._narrowing(session.config)
+        if self._narrowed is None:
+            self.collected = frozenset(item.nodeid for item in session.items)
+
+    @staticmethod
+    def _narrowing(config: pytest.Config) -> str | None:
+        """What made this run collect less than the whole suite; None if nothing did.
+
+        Directories (given, from ``testpaths``, or the current one) are the
+        suite; a file, a node id, ``--pyargs``, ``-k``, ``-m``, ``--lf``,
+        ``--deselect`` and ``--ignore`` narrow it.
+        """
+        option = config.option
+        for flag, name in (
+            ("keyword", "-k"),
+            ("markexpr", "-m"),
+            ("lf", "--lf"),
+            ("deselect", "--deselect"),
+            ("ignore", "--ignore"),
+            ("ignore_glob", "--ignore-glob"),
+        ):
+            if getattr(option, flag, None):
+                return name
+        if config.args_source is not pytest.Config.ArgsSource.ARGS:
+            return None
+        if getattr(option, "pyargs", False):
+            return "--pyargs"
+        for arg in config.args:
+            if "::" in arg or not (config.invocation_params.dir / arg).is_dir():
+                return f"the argument {arg}"
+        return None
 
     # -- alerts ------------------------------------------------------------------------
 
@@ -240,12 +308,15 @@ class LiveRun:
         ]
 
     def alert_round(
-        self, tests: list[TestOutcome], sources: list[SourceObservation]
+        self,
+        tests: list[TestOutcome],
+        sources: list[SourceObservation],
+        invariants: Sequence[InvariantOutcome] = (),
     ) -> AlertRound | None:
         """Send what changed since the last round (or run); ``None`` without targets."""
         if self.alerter is None:
             return None
-        return self.alerter.round(tests, sources)
+        return self.alerter.round(tests, sources, invariants=invariants, collected=self.collected)
 
     def alert_section(self) -> Section | None:
         if self.alerter is None or self.alerter.last is None:
@@ -267,11 +338,12 @@ class LiveRun:
                 output["livecluster"] = self.report.as_dict()
                 output["livecluster_sources"] = [s.__dict__ for s in sources]
             return
+        judged = self.invariants.judged
         if not self.watching:
-            self.alert_round(outcomes(self._live_reports), sources)
-        section = self.alert_section()
-        if self.report is not None and section is not None:
-            self.report.sections.append(section)
+            self.alert_round(outcomes(self._live_reports), sources, _invariants.outcomes(judged))
+        for section in (_invariants.invariant_section(judged), self.alert_section()):
+            if self.report is not None and section is not None:
+                self.report.sections.append(section)
         if self.report is not None:
             self._write_files(self.report)
 
@@ -290,6 +362,14 @@ class LiveRun:
         hook = self.config.hook.pytest_livecluster_report
         for result in hook(config=self.config, cluster=self.cluster):
             sections.extend(result or [])
+        failing = [p for p in self.state.projections() if getattr(p, "errors", 0)]
+        if failing:
+            lines = [
+                f"projection {getattr(p, 'name', type(p).__name__)} raised on "
+                f"{getattr(p, 'errors', 0)} shards; first: {getattr(p, 'first_error', '')}"
+                for p in failing
+            ]
+            sections.append(Section("projections", lines))
         return build_report(
             self.state,
             self.collector,

@@ -21,6 +21,7 @@ import pytest
 from _pytest.runner import runtestprotocol
 
 from .. import _escape
+from . import invariants as _invariants
 from .outcomes import headline, outcomes
 from .run import LiveRun
 from .signals import sigterm_interrupts
@@ -47,23 +48,29 @@ class Watch:
         self.run.watching = True
         terminal = session.config.pluginmanager.get_plugin("terminalreporter")
         last: list[pytest.TestReport] = []
+        judged: list[Any] = []
         # SIGTERM (a service manager stopping the watch) stops it as Ctrl-C does.
         with sigterm_interrupts():
             try:
                 while self.rounds is None or self.completed < self.rounds:
                     started = time.monotonic()
                     last = self._round(session)
+                    # Each round's invariants are judged on that round alone.
+                    judged = self.run.invariants.judge()
                     self.completed += 1
-                    self._after_round(last, time.monotonic() - started, terminal)
+                    self._after_round(last, judged, time.monotonic() - started, terminal)
                     if self.rounds is not None and self.completed >= self.rounds:
                         break
                     time.sleep(max(0.0, started + self.interval - time.monotonic()))
             except KeyboardInterrupt:
                 _teardown_all(session)
+                self.run.invariants.pending.clear()  # an interrupted round is not judged
                 self._say(terminal, f"watch: stopped after {self.completed} complete round(s)")
                 if not self.completed:
                     raise
+        self.run.invariants.judged = judged
         self._replay(session, last)
+        _invariants.log(session, judged)
         return True
 
     def _round(self, session: pytest.Session) -> list[pytest.TestReport]:
@@ -74,11 +81,20 @@ class Watch:
             reports += runtestprotocol(item, log=False, nextitem=nextitem)
         return reports
 
-    def _after_round(self, reports: list[pytest.TestReport], seconds: float, terminal: Any) -> None:
+    def _after_round(
+        self,
+        reports: list[pytest.TestReport],
+        judged: list[Any],
+        seconds: float,
+        terminal: Any,
+    ) -> None:
         run = self.run
         results = outcomes(reports)
-        alerts = run.alert_round(results, run.source_observations())
-        failed = [o.nodeid for o in results if o.failed]
+        alerts = run.alert_round(results, run.source_observations(), _invariants.outcomes(judged))
+        broken = [i for i in judged if i.failed]
+        failed = [o.nodeid for o in results if o.failed] + [
+            _invariants.INVARIANT_PREFIX + i.name for i in broken
+        ]
         counts = {
             "passed": sum(1 for o in results if not o.failed),
             "failed": len(failed),
@@ -97,6 +113,11 @@ class Watch:
             if report.failed and report.nodeid not in announced:
                 announced.add(report.nodeid)
                 self._say(terminal, f"  FAILED {report.nodeid} - {headline(report)[0]}", red=True)
+        for invariant in broken:
+            nodeid = _invariants.INVARIANT_PREFIX + invariant.name
+            if nodeid not in announced:
+                announced.add(nodeid)
+                self._say(terminal, f"  FAILED {invariant.headline()}", red=True)
         for name in set(self._failing) - set(failed):
             self._say(terminal, f"  passes again: {name}", green=True)
         if alerts is not None:

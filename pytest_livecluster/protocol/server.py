@@ -60,7 +60,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final, Self
 from urllib.parse import parse_qs, urlsplit
@@ -140,17 +140,26 @@ class LogBuffer:
         number and is not stored, because on the wire it would read as a
         heartbeat. A line with a ``\\n`` inside raises :class:`ValueError`.
         """
-        raw = line.encode() if isinstance(line, str) else bytes(line)
-        raw = raw.removesuffix(b"\n").removesuffix(b"\r")
-        if b"\n" in raw:
-            raise ValueError("a log line must not contain a newline")
-        if not raw.strip():
+        raw = _clean(line)
+        if raw is None:
             return None
         with self._cond:
             self._lines.append(raw)
             self._last += 1
             self._cond.notify_all()
             return self._last
+
+    def extend(self, lines: Iterable[bytes | str]) -> int | None:
+        """Add several lines at once: a reader sees all of them or none.
+
+        Each line is treated as by :meth:`append`; returns the number of the last.
+        """
+        raws = [raw for raw in map(_clean, lines) if raw is not None]
+        with self._cond:
+            self._lines.extend(raws)
+            self._last += len(raws)
+            self._cond.notify_all()
+            return self._last if raws else None
 
     def lines_after(self, seq: int) -> Batch:
         """Every line held whose number is above ``seq``."""
@@ -186,6 +195,15 @@ class LogBuffer:
         start = max(seq + 1, first)
         held = itertools.islice(self._lines, start - first, None)
         return [(start + offset, line) for offset, line in enumerate(held)]
+
+
+def _clean(line: bytes | str) -> bytes | None:
+    """A line as the buffer keeps it, or ``None`` for a blank one (see :meth:`LogBuffer.append`)."""
+    raw = line.encode() if isinstance(line, str) else bytes(line)
+    raw = raw.removesuffix(b"\n").removesuffix(b"\r")
+    if b"\n" in raw:
+        raise ValueError("a log line must not contain a newline")
+    return raw if raw.strip() else None
 
 
 def wants_sse(accept: str) -> bool:

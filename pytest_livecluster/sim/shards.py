@@ -37,8 +37,7 @@ Shard = dict[str, Any]
 
 #: What a blade says after a module update, under the hello key.
 MODULE_UPDATED: Final = "module updated"
-#: Names only the simulator writes: its boot count and its fault table.
-BOOT: Final = "boot"
+#: A name only the simulator writes: its fault table.
 FAULTS: Final = "faults"
 
 
@@ -72,7 +71,7 @@ class Shards:
 
     def hello(self, boot: int, module: str) -> Shard:
         k = self.keys
-        return {self.host: {k.hello_key: k.hello_value, BOOT: boot, k.module_key: module}}
+        return {self.host: {k.hello_key: k.hello_value, k.boot_key: boot, k.module_key: module}}
 
     def module_updated(self, module: str) -> Shard:
         k = self.keys

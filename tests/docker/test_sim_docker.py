@@ -12,7 +12,7 @@ import docker.errors
 from pytest_livecluster import State
 from pytest_livecluster.core.collector import Collector
 from pytest_livecluster.core.waiting import eventually
-from pytest_livecluster.methodology.views import Methodology, Phase, Views
+from pytest_livecluster.methodology.views import Methodology, Phase, Views, facts_of
 from pytest_livecluster.sim.containers import LABEL, ROLE_LABEL
 from pytest_livecluster.sources import parse_specs
 from pytest_livecluster.sources.sim import SimSource
@@ -40,6 +40,8 @@ def test_docker_mode_resolves_intents_and_leaves_no_container(
     engine: docker.DockerClient,
 ) -> None:
     state = State(counters=COUNTERS)
+    no_patterns = Methodology(roles={"none": ("nothing-*",)})
+    facts_of(state, no_patterns)  # the facts see every shard, from the first one
     (source,) = parse_specs("sim:mode=docker")
     assert isinstance(source, SimSource)
     collector = Collector(state, [source]).start()
@@ -78,7 +80,6 @@ def test_docker_mode_resolves_intents_and_leaves_no_container(
         assert collector.origin_labels()[f"docker:lcsim-{run_id}-spotter-2"][ROLE_LABEL] == (
             "spotter"
         )
-        no_patterns = Methodology(roles={"none": ("nothing-*",)})
         views = Views(state, no_patterns, collector.origin_labels)
         assert views.hellos() == {
             "orchestrator": ["orchestrator"],

@@ -213,6 +213,86 @@ def test_secrets_in_the_url_and_headers_are_never_printed(
     result.stdout.fnmatch_lines([f"*alerts to webhook+{receiver.url}/****"])
 
 
+def test_asking_alertmanager_uses_the_secrets_and_never_prints_them(
+    suite: pytest.Pytester,
+) -> None:
+    with Receiver(statuses=(500,)) as receiver:
+        host = receiver.url.removeprefix("http://")
+        target = f"alertmanager+http://alice:SECRET-one@{host}/am/SECRET-two?k=SECRET-three"
+        result = run(
+            suite,
+            f"--live-alert={target}",
+            "--live-report=r.json",
+            "-o",
+            "livecluster_alert_timeout=0.5",
+        )
+        result.assert_outcomes(passed=1, failed=1)
+        [first, *_] = receiver.requests
+    assert first.method == "GET"
+    assert first.path.startswith("/am/SECRET-two/api/v2/alerts?k=SECRET-three&filter=")
+    assert first.headers["authorization"].startswith("Basic ")
+    result.stdout.fnmatch_lines(
+        [
+            f"  alertmanager+{receiver.url}/***: could not read the alerts it holds "
+            "(HTTP 500 *); the alert ledger alone decides what it is sent",
+            f"  alertmanager+{receiver.url}/***: what it holds is not known (*)",
+            "  firing now: test_switched.py::test_switched (*could not be read*)",
+        ]
+    )
+    for text in (result.stdout.str(), result.stderr.str(), (suite.path / "r.json").read_text()):
+        assert "SECRET" not in text
+
+
+def test_a_webhook_without_a_ledger_cannot_know_what_was_announced_there(
+    suite: pytest.Pytester, receiver: Receiver
+) -> None:
+    target = f"--live-alert=webhook+{receiver.url}/hook"
+    shown = f"  webhook+{receiver.url}/***"
+    no_ledger = (
+        "no alert ledger is kept (pytest's cache is off; --live-alert-ledger=PATH keeps one)"
+    )
+    run(suite, target).assert_outcomes(passed=1, failed=1)
+    assert alerts_of(receiver) == [("firing", "test_switched.py::test_switched")]
+
+    (suite.path / "healthy").touch()
+    result = run(suite, target, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            f"{shown}: cannot know what was announced there before this run: {no_ledger}; "
+            "what an earlier run fired there is not resolved there",
+            f"  firing now: none known (earlier runs are unknown: {no_ledger})",
+        ]
+    )
+    assert "  firing now: none" not in result.stdout.lines
+    assert len(receiver.requests) == 1  # nothing it could know to resolve
+
+    ledger = suite.path / ".pytest_cache/d/livecluster/alerts.json"
+    kept = ledger.read_bytes()
+    ledger.write_bytes(kept[: len(kept) // 2])
+    result = run(suite, target)
+    result.stdout.fnmatch_lines(
+        [
+            f"{shown}: cannot know what was announced there before this run: "
+            "the alert ledger could not be read; what an earlier run fired there is not "
+            "resolved there",
+        ]
+    )
+
+    # With the ledger's history it knows what it told the webhook, and resolves it there.
+    ledger.write_bytes(kept)
+    result = run(suite, target)
+    result.stdout.fnmatch_lines(
+        [
+            "  resolved test_switched.py::test_switched",
+            f"{shown}: sent 1 resolved",
+            f"{shown}: was told of no firing alert",
+            "  firing now: none",
+        ]
+    )
+    assert alerts_of(receiver)[-1] == ("resolved", "test_switched.py::test_switched")
+
+
 def test_a_silent_source_fires_its_own_alert_and_resolves_when_lines_flow(
     pytester: pytest.Pytester, receiver: Receiver
 ) -> None:
@@ -368,9 +448,46 @@ def test_targets_from_the_ini_each_get_the_alert(suite: pytest.Pytester) -> None
         )
         run(suite).assert_outcomes(passed=1, failed=1)
         assert [r.path for r in first.requests] == ["/one"]
-        assert [r.path for r in second.requests] == ["/api/v2/alerts"]
-        assert second.requests[0].json[0]["labels"]["test"] == "test_switched.py::test_switched"
+        # An Alertmanager is also asked what it holds (this one does not answer as one).
+        posts = [r for r in second.requests if r.method == "POST"]
+        assert [r.path for r in posts] == ["/api/v2/alerts"]
+        assert posts[0].json[0]["labels"]["test"] == "test_switched.py::test_switched"
         # The command line replaces the ini's list; a new target hears of what fires.
+        asked = len(second.requests)
         run(suite, f"--live-alert=webhook+{first.url}/cli").assert_outcomes(passed=1, failed=1)
         assert [r.path for r in first.requests] == ["/one", "/cli"]
-        assert len(second.requests) == 1
+        assert len(second.requests) == asked
+
+
+def test_a_broken_invariant_fires_and_a_kept_one_resolves(
+    suite: pytest.Pytester, receiver: Receiver
+) -> None:
+    suite.makeconftest(
+        """
+        import pathlib
+        import pytest
+
+        @pytest.fixture(autouse=True, scope="session")
+        def invariants(cluster):
+            cluster.always(lambda: pathlib.Path("healthy").exists(), what="the cluster is healthy")
+        """
+    )
+    target = f"--live-alert=webhook+{receiver.url}/hook"
+    suite.makepyfile(  # a test that passes: only the invariant fails the first run
+        test_switched="def test_always_fine(cluster):\n    assert cluster.get('blade')\n"
+    )
+    first = run(suite, target)
+    assert first.ret == 1
+    first.assert_outcomes(passed=1, failed=1)
+    (suite.path / "healthy").touch()
+    second = run(suite, target)
+    assert second.ret == 0
+    alerts = [
+        (a["status"], a["labels"]["alertname"], a["labels"].get("invariant"))
+        for body in receiver.bodies()
+        for a in body["alerts"]
+    ]
+    assert alerts == [
+        ("firing", "LiveInvariantBroken", "always: the cluster is healthy"),
+        ("resolved", "LiveInvariantBroken", "always: the cluster is healthy"),
+    ]

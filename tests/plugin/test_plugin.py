@@ -9,36 +9,17 @@ from __future__ import annotations
 import json
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 
 import orjson
 import pytest
 
-from tests.support.cueserver import CueServer
-
-HELLO = '{"scraper-1": {"msg": "Hello World"}}'
-
-
-@pytest.fixture
-def server() -> Iterator[CueServer]:
-    with CueServer(heartbeat=0.2).start() as srv:
-        srv.write(HELLO)
-        yield srv
+from tests.support.cueserver import CUE_HELPER, HELLO, CueServer
 
 
 def write_recording(pytester: pytest.Pytester, *lines: str) -> str:
     path = pytester.path / "shards.ndjson"
     path.write_text("".join(line + "\n" for line in lines))
     return f"file:{path}"
-
-
-CUE_HELPER = """
-import urllib.parse, urllib.request
-
-def cue(url, *lines, delay=0.2):
-    query = urllib.parse.urlencode([("delay", delay)] + [("line", l) for l in lines])
-    urllib.request.urlopen(f"{url}?{query}", timeout=5).read()
-"""
 
 
 def test_live_tests_are_skipped_without_the_option(pytester: pytest.Pytester) -> None:
@@ -222,7 +203,6 @@ def test_no_errors(cluster):
             f'E*#2 *Z {server.url} stdout: {{"scraper-1": {{"errors": {{"Timeout": 1}}}}}}',
         ]
     )
-    assert result.duration < 4.5
 
 
 def test_consistently_passes_when_nothing_breaks_it(

@@ -250,3 +250,50 @@ def test_stopping_the_watch_mid_round_is_clean(pytester: pytest.Pytester, sig: i
     assert {s["state"] for s in report["sources"]} <= {"closed", "finished"}
     assert report["state"]["lines"] == 1
     assert Path(pytester.path / "report.json").stat().st_size > 0
+
+
+def test_invariants_are_judged_per_round(pytester: pytest.Pytester) -> None:
+    """Round two's invariant is broken; rounds one and three keep theirs, and the
+    last round is the run's result."""
+    (pytester.path / "shards.ndjson").write_text('{"blade": {"msg": "Hello World"}}\n')
+    pytester.makeconftest(
+        """
+        import pathlib
+        import pytest
+
+        @pytest.fixture(autouse=True, scope="session")
+        def invariants(cluster):
+            log = pathlib.Path("rounds.log")
+            count = log.read_text().count("up") + 1 if log.exists() else 1
+            log.write_text("up\\n" * count)
+            cluster.always(lambda: count != 2, what="not round two")
+            yield
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_fine(cluster):
+            assert cluster.get("blade", "msg") == "Hello World"
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:randomly",
+        "--live-cluster=file:shards.ndjson",
+        "--live-watch=0.1",
+        "--live-watch-rounds=3",
+        "--junitxml=j.xml",
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "watch round 1 at *: 1 passed in * s; 1 lines read",
+            "watch round 2 at *: 1 passed, 1 failed in * s; 1 lines read",
+            "  FAILED always: not round two: broken at registration (check 1): returned False",
+            "watch round 3 at *: 1 passed in * s; 1 lines read",
+            "  passes again: livecluster::invariants::always: not round two",
+        ]
+    )
+    assert result.ret == 0
+    result.assert_outcomes(passed=2)  # the last round: the test and its invariant
+    junit = (pytester.path / "j.xml").read_text()
+    assert junit.count("<testcase ") == 2

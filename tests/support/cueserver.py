@@ -1,7 +1,7 @@
 """A ``/logs`` server that a test running in a pytester subprocess can drive.
 
 ``GET /cue?delay=S&line=JSON[&line=JSON...]`` answers at once and appends the
-lines to the log ``S`` seconds later, so an inner test can start waiting and
+lines to the log ``S`` seconds later, all at once, so an inner test can start waiting and
 then see the shards it asked for arrive.
 """
 
@@ -11,6 +11,18 @@ import threading
 from urllib.parse import parse_qs, urlsplit
 
 from pytest_livecluster.protocol.server import LogBuffer, LogRequestHandler, LogServer
+
+#: The first line a :class:`CueServer` fixture writes.
+HELLO = '{"scraper-1": {"msg": "Hello World"}}'
+
+#: Source for an inner test module: ``cue(url, *lines, delay=)`` asks the server for lines.
+CUE_HELPER = """
+import urllib.parse, urllib.request
+
+def cue(url, *lines, delay=0.2):
+    query = urllib.parse.urlencode([("delay", delay)] + [("line", l) for l in lines])
+    urllib.request.urlopen(f"{url}?{query}", timeout=5).read()
+"""
 
 
 class _CueHandler(LogRequestHandler):
@@ -24,7 +36,8 @@ class _CueHandler(LogRequestHandler):
         lines = query.get("line", [])
         owner = self.log_server
         assert isinstance(owner, CueServer)
-        timer = threading.Timer(delay, lambda: [owner.buffer.append(line) for line in lines])
+        # In one go: a reader gets the lines in one send.
+        timer = threading.Timer(delay, owner.buffer.extend, args=(lines,))
         timer.daemon = True
         owner.timers.append(timer)
         timer.start()

@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from pytest_livecluster._secrets import scrub
 from pytest_livecluster.alerts import (
+    INVARIANT_ALERT,
     Alerter,
     AlertSettings,
+    InvariantOutcome,
     Ledger,
     SourceObservation,
     TestOutcome,
     deliver,
     parse_target,
+    read_alerts,
 )
-from pytest_livecluster.alerts.alerter import ci_link
-from pytest_livecluster.alerts.model import Alert, fingerprint
+from pytest_livecluster.alerts.alerter import GONE, ci_link
+from pytest_livecluster.alerts.model import Alert, fingerprint, isotime
 from pytest_livecluster.alerts.targets import slack_text, webhook_body
 from pytest_livecluster.exceptions import ConfigError
 from tests.support import LONG_WAIT, returns
+from tests.support.alertmanager import Alertmanager, require_alertmanager
 from tests.support.receiver import Receiver
 
 T0 = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
@@ -383,7 +389,18 @@ def test_the_alerter_fires_and_resolves_tests_and_silent_sources(tmp_path: Path)
         assert sorted(last.resolved) == ["http://h/logs", "t.py::test_a"]
         receiver.wait_for(2)
         assert receiver.bodies()[1]["status"] == "resolved"
-        assert alerter.report_lines()[-1] == "firing now: none"
+        # Only a webhook, and no ledger before this alerter: earlier runs are not known.
+        assert alerter.report_lines()[-1] == (
+            "firing now: none known "
+            "(earlier runs are unknown: the alert ledger did not exist before this run)"
+        )
+        # The next run has the ledger's history, and it knows.
+        later = Alerter(settings, cluster="staging")
+        later.round([passing], [flowing], now=at(180))
+        assert later.report_lines()[-2:] == [
+            f"webhook+{receiver.url}/***: was told of no firing alert",
+            "firing now: none",
+        ]
 
 
 def test_a_finished_source_is_not_silent() -> None:
@@ -393,3 +410,205 @@ def test_a_finished_source_is_not_silent() -> None:
         done = SourceObservation("file:x", silent_for=99.0, state="finished")
         assert alerter.round([], [done]).fired == []
         assert receiver.requests == []
+
+
+# -- Alertmanager is the truth about itself ---------------------------------------------
+
+
+@pytest.fixture
+def alertmanager() -> Iterator[Alertmanager]:
+    binary = require_alertmanager()
+    with Receiver() as receiver, Alertmanager(receiver, binary=binary) as am:
+        yield am
+
+
+def held_by(am: Alertmanager) -> list[dict[str, str]]:
+    return sorted((a["labels"] for a in am.alerts()), key=lambda labels: sorted(labels.items()))
+
+
+def am_alerter(am: Alertmanager, cluster: str = "staging", **settings: Any) -> Alerter:
+    """An alerter without a ledger: it knows only what Alertmanager tells it."""
+    target = parse_target(f"alertmanager+{am.url}")
+    return Alerter(AlertSettings((target,), budget=5.0, **settings), cluster=cluster)
+
+
+def test_an_invariant_fires_and_resolves_its_own_alert(alertmanager: Alertmanager) -> None:
+    am = alertmanager
+    broken = InvariantOutcome(
+        "counters-monotonic", broken=True, headline="item_sent went down", details="7 -> 3"
+    )
+    first = am_alerter(am)
+    fired = first.round([], invariants=[broken])
+    assert fired.fired == ["counters-monotonic"]
+    [alert] = am.alerts()
+    assert alert["labels"] == {
+        "alertname": INVARIANT_ALERT,
+        "invariant": "counters-monotonic",
+        "cluster": "staging",
+        "severity": "warning",
+    }
+    assert alert["annotations"]["summary"] == (
+        "invariant counters-monotonic is broken: item_sent went down"
+    )
+    assert alert["annotations"]["description"] == "7 -> 3"
+    assert first.report_lines()[-2:] == [
+        f"alertmanager+{am.url}: holds 1 active: counters-monotonic",
+        "firing now: counters-monotonic",
+    ]
+    # Another process, without the first one's ledger: the invariant holds again.
+    second = am_alerter(am)
+    kept = second.round([], invariants=[InvariantOutcome("counters-monotonic", broken=False)])
+    assert kept.resolved == ["counters-monotonic"]
+    assert am.alerts() == []
+    assert second.report_lines()[-2:] == [
+        f"alertmanager+{am.url}: holds no active alert of this cluster",
+        "firing now: none",
+    ]
+
+
+def test_an_invariant_alert_goes_to_webhooks_with_flap_control() -> None:
+    with Receiver() as receiver:
+        settings = AlertSettings((parse_target(f"webhook+{receiver.url}/h"),), fire_after=2)
+        alerter = Alerter(settings, cluster="staging")
+        broken = InvariantOutcome("one-spotter-per-intent", broken=True, severity="critical")
+        assert alerter.round([], invariants=[broken], now=at(0)).fired == []
+        assert alerter.round([], invariants=[broken], now=at(1)).fired == ["one-spotter-per-intent"]
+        kept = InvariantOutcome("one-spotter-per-intent", broken=False)
+        assert alerter.round([], invariants=[kept], now=at(2)).resolved == [
+            "one-spotter-per-intent"
+        ]
+        receiver.wait_for(2)
+    fired, resolved = (body["alerts"][0] for body in receiver.bodies())
+    assert fired["labels"] == {
+        "alertname": "LiveInvariantBroken",
+        "invariant": "one-spotter-per-intent",
+        "cluster": "staging",
+        "severity": "critical",
+    }
+    assert (fired["status"], resolved["status"]) == ("firing", "resolved")
+    assert fired["fingerprint"] == resolved["fingerprint"]
+    assert fired["startsAt"] == isotime(at(0))
+
+
+def test_only_this_clusters_alerts_are_read_and_resolved(alertmanager: Alertmanager) -> None:
+    am = alertmanager
+    odd = 'st"a\\ge\nx'  # a matcher's quote, escape and newline in the cluster's name
+    failing = TestOutcome("t.py::test_a", failed=True)
+    am_alerter(am, cluster=odd).round([failing])
+    am_alerter(am, cluster="other").round([failing])
+    am_alerter(am, cluster="").round([failing])
+    assert len(am.alerts()) == 3
+    alerter = am_alerter(am, cluster=odd)
+    done = alerter.round([TestOutcome("t.py::test_a", failed=False)])
+    assert done.resolved == ["t.py::test_a"]
+    assert sorted(labels.get("cluster", "") for labels in held_by(am)) == ["", "other"]
+    unnamed = am_alerter(am, cluster="")
+    unnamed.round([TestOutcome("t.py::test_a", failed=False)])
+    assert [labels["cluster"] for labels in held_by(am)] == ["other"]
+
+
+def test_a_silenced_alert_is_held_and_a_changed_label_set_replaces_the_old(
+    alertmanager: Alertmanager,
+) -> None:
+    am = alertmanager
+    am_alerter(am).round([TestOutcome("t.py::test_a", failed=True)])
+    now = dt.datetime.now(dt.UTC)
+    am.client.post(
+        "/api/v2/silences",
+        json={
+            "matchers": [{"name": "test", "value": "t.py::test_a", "isRegex": False}],
+            "startsAt": isotime(now - dt.timedelta(minutes=1)),
+            "endsAt": isotime(now + dt.timedelta(hours=1)),
+            "createdBy": "test",
+            "comment": "maintenance",
+        },
+    ).raise_for_status()
+    # The test's severity changed: Alertmanager knows an alert by all its labels.
+    paged = am_alerter(am)
+    rnd = paged.round([TestOutcome("t.py::test_a", failed=True, severity="page")])
+    assert rnd.fired == []  # it fired before: Alertmanager holds it
+    assert rnd.resolved == ["t.py::test_a"]
+    assert (
+        rnd.reasons["t.py::test_a"] == f"replaced by its new labels; held by alertmanager+{am.url}"
+    )
+    [alert] = am.alerts()
+    assert alert["labels"]["severity"] == "page"
+    assert alert["status"]["state"] == "suppressed"
+    assert paged.report_lines()[-2] == (
+        f"alertmanager+{am.url}: holds 1 active: t.py::test_a (suppressed)"
+    )
+
+
+def test_a_test_that_no_longer_exists_is_resolved_only_when_the_whole_suite_was_collected(
+    tmp_path: Path,
+) -> None:
+    with Receiver() as receiver:
+        target = parse_target(f"webhook+{receiver.url}/h")
+        alerter = Alerter(AlertSettings((target,), ledger=tmp_path / "l.json"), cluster="s")
+        alerter.round([TestOutcome("t.py::test_old", failed=True)], now=at(0))
+        # A narrowed run (collected=None) cannot tell a deleted test from one it did not run.
+        left = alerter.round([TestOutcome("t.py::test_new", failed=False)], now=at(1))
+        assert (left.resolved, left.firing) == ([], ["t.py::test_old"])
+        whole = frozenset({"t.py::test_new", "t.py::test_other"})
+        gone = alerter.round(
+            [TestOutcome("t.py::test_new", failed=False)], now=at(2), collected=whole
+        )
+        assert gone.resolved == ["t.py::test_old"]
+        assert gone.firing == []
+        assert "round 3: resolved t.py::test_old (the test no longer exists)" in (
+            alerter.report_lines()
+        )
+        receiver.wait_for(2)
+    resolved = receiver.bodies()[1]["alerts"][0]
+    assert resolved["status"] == "resolved"
+    assert resolved["annotations"]["resolution"] == GONE
+
+
+def test_an_unreadable_alertmanager_falls_back_to_the_ledger_with_a_note() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connections are refused
+        target = parse_target(f"alertmanager+http://127.0.0.1:{port}")
+        alerter = Alerter(AlertSettings((target,), budget=0.5), cluster="s")
+        rnd = alerter.round([TestOutcome("t.py::test_a", failed=True)])
+    assert rnd.fired == ["t.py::test_a"]
+    [delivery] = rnd.deliveries
+    assert not delivery.ok
+    lines = alerter.report_lines()
+    assert lines[1].startswith(
+        f"alertmanager+http://127.0.0.1:{port}: could not read the alerts it holds (ConnectError"
+    )
+    assert lines[1].endswith("the alert ledger alone decides what it is sent")
+    assert lines[-1] == (
+        f"firing now: t.py::test_a (alertmanager+http://127.0.0.1:{port} could not be read; "
+        "earlier runs are unknown: no alert ledger is kept (pytest's cache is off; "
+        "--live-alert-ledger=PATH keeps one))"
+    )
+
+
+def test_reading_alertmanager_sends_its_filters_and_never_prints_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(401, text=f"bad token in {request.url}")
+
+    monkeypatch.setenv("AM_URL", "https://user:s3cret-pass@am.example.com:9093/am/?token=t0k3n")
+    target = parse_target("alertmanager+env:AM_URL")
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        reading = read_alerts(target, cluster='a"b', budget=1.0, client=client)
+    assert reading.alerts is None
+    [request] = seen  # a 401 is final
+    assert request.method == "GET"
+    assert request.url.path == "/am/api/v2/alerts"
+    assert request.url.params.get_list("filter") == [
+        'cluster="a\\"b"',
+        'alertname=~"LiveTestFailing|LiveSourceSilent|LiveInvariantBroken"',
+    ]
+    assert request.url.params["token"] == "t0k3n"
+    assert reading.error is not None
+    assert reading.error.startswith("HTTP 401 bad token in")
+    assert "s3cret-pass" not in reading.error
+    assert "t0k3n" not in reading.error

@@ -202,3 +202,19 @@ def test_alert_annotations_and_report_lines_are_terminal_safe() -> None:
     lines = alerter.report_lines()
     assert "fired t.py::test_x[\\x1b[2J<!channel>]" in lines
     assert not any(set(line) & (CONTROLS | BIDI) for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted"),
+    [
+        ("staging", '"staging"'),
+        ('a"b', '"a\\"b"'),
+        ("a\\b", '"a\\\\b"'),
+        ("a\nb", '"a\\nb"'),
+        ("", '""'),
+    ],
+)
+def test_alertmanager_matcher_quotes_what_its_syntax_reads(text: str, quoted: str) -> None:
+    from pytest_livecluster._escape import alertmanager_matcher
+
+    assert alertmanager_matcher(text) == quoted

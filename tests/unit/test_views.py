@@ -10,7 +10,7 @@ import pytest
 from pytest_livecluster import Envelope, State
 from pytest_livecluster.methodology.schema import Methodology
 from pytest_livecluster.methodology.sections import report_sections
-from pytest_livecluster.methodology.views import Phase, traceback_groups
+from pytest_livecluster.methodology.views import Phase, facts_of, traceback_groups
 from pytest_livecluster.methodology.views import Views as _Views
 
 T0 = 1_764_072_000_000_000_000  # ns
@@ -25,6 +25,13 @@ def Views(state: State, methodology: Methodology | None = None, **kwargs: Any) -
     return _Views(state, methodology, host_of=docker_host, **kwargs)
 
 
+def new_state(**options: Any) -> State:
+    """A state that keeps the methodology's facts from its first line."""
+    state = State(**options)
+    facts_of(state, Methodology())
+    return state
+
+
 def feed(state: State, source: str, *shards: object, stream: str = "stdout", at: float = 0) -> None:
     for shard in shards:
         raw = shard if isinstance(shard, bytes) else orjson.dumps(shard)
@@ -37,7 +44,7 @@ def scraped(iid: str, host: str, domain: str, **fields: int) -> dict[str, object
 
 @pytest.fixture
 def state() -> State:
-    st = State(counters=["intents.*.resolution.*.item_scraped.*"])
+    st = new_state(counters=["intents.*.resolution.*.item_scraped.*"])
     for host in ("orchestrator", "scraper-1", "scraper-2", "spotter-1"):
         feed(st, host, {host: {"msg": "Hello World"}})
     feed(
@@ -182,7 +189,7 @@ def test_errors_grouped_from_state_and_stderr(state: State) -> None:
 
 
 def test_an_unfinished_traceback_is_still_an_error() -> None:
-    state = State()
+    state = new_state()
     feed(
         state, "s", b"Traceback (most recent call last):", b'  File "x.py", line 1', stream="stderr"
     )
@@ -223,7 +230,7 @@ def test_report_sections_keep_module_updates_apart(state: State) -> None:
 
 
 def test_counts_hold_with_several_processes_per_blade_and_replays() -> None:
-    state = State(counters=["intents.*.resolution.*.item_scraped.*"])
+    state = new_state(counters=["intents.*.resolution.*.item_scraped.*"])
     # scraper-1 runs two processes; each reports its own cumulative count under its own key.
     for writer, sent in [("scraper-1#p1", 3), ("scraper-1#p2", 4), ("scraper-1#p1", 5)]:
         feed(state, "scraper-1", scraped("i-1", writer, "a.example", item_sent=sent))
@@ -236,7 +243,7 @@ def test_counts_hold_with_several_processes_per_blade_and_replays() -> None:
 
 
 def test_a_containers_role_label_beats_the_patterns() -> None:
-    state = State()
+    state = new_state()
     feed(state, "web-1", {"web-1": {"msg": "Hello World"}})
     feed(state, "web-2", {"web-2": {"msg": "Hello World"}})
     feed(state, "web-1", {"intents": {"i-1": {"resolution": {"web-1b": {"received": 1}}}}})

@@ -175,16 +175,19 @@ def test_consistently_fails_at_the_first_violating_shard() -> None:
                 window=LONG_WAIT,
                 tick=LONG_WAIT,
                 what="ok stays true",
-                explain=lambda good, bad: f"between versions {good} and {bad}",
                 clock=lambda: now[0],
             )
         )
     violator.join()
-    assert str(info.value) == (
+    message = str(info.value)
+    assert message.startswith(
         "consistently: ok stays true stopped holding after 0.200 s of 60 s (check 2): "
-        "returned False\n\nbetween versions 1 and 2"
+        "returned False\n\nthe shard that broke it:\n  #2 "
     )
+    assert message.endswith('Z direct stdout: {"ok": false}\n\nwhat it read:\n  ok = false')
     assert (info.value.at, info.value.version) == (0.2, 2)
+    assert info.value.shard is not None
+    assert info.value.shard.raw == b'{"ok": false}'
 
 
 def test_consistently_says_when_it_never_held() -> None:
@@ -204,3 +207,120 @@ def test_a_clusters_waiting_arguments_are_held_to_the_settings_range(value: floa
     with pytest.raises(ConfigError, match="consistently tick must be a positive number"):
         cluster.consistently(lambda: True, for_=0.1, tick=value)
     assert cluster.eventually(lambda: 7, timeout=1) == 7
+
+
+def _break_and_repair(state: State, opened: threading.Event, *lines: bytes) -> threading.Thread:
+    """Ingest ``lines`` back to back, with nothing in between, once the window is open."""
+
+    def send() -> None:
+        if opened.wait(HANG_GUARD):
+            for line in lines:
+                state.ingest(line)
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_consistently_sees_a_condition_broken_and_repaired_by_back_to_back_shards() -> None:
+    """Two shards in one send: the state between them breaks the check. A sampling wait
+    never sees it (it wakes after both are merged); the window sees every state."""
+    for _ in range(20):
+        _fails_on_a_break_and_repair()
+
+
+def _fails_on_a_break_and_repair() -> None:
+    state = State()
+    state.ingest(b'{"svc": {"status": "up"}}')
+    opened = threading.Event()
+
+    def ok() -> bool:
+        opened.set()
+        return not state.get("svc", "errors")
+
+    sender = _break_and_repair(
+        state, opened, b'{"svc": {"errors": 1}}', b'{"svc": {"errors": null}}'
+    )
+    with pytest.raises(ConsistentlyFailed) as info:
+        returns(lambda: consistently(state, ok, window=LONG_WAIT, tick=LONG_WAIT))
+    sender.join()
+    assert info.value.shard is not None
+    assert info.value.shard.raw == b'{"svc": {"errors": 1}}'
+    assert "what it read:\n  svc.errors = 1" in str(info.value)
+    assert state.get("svc") == {"status": "up"}  # repaired: a sample would pass
+
+
+def test_a_window_skips_shards_that_touch_nothing_it_read() -> None:
+    from pytest_livecluster.core.windows import Window
+
+    state = State()
+    state.ingest(b'{"svc": {"errors": 0}, "other": 1}')
+    window = Window(lambda: state.get("svc", "errors") == 0).open(state)
+    try:
+        for i in range(10):
+            state.ingest(b'{"other": %d}' % i)
+        state.ingest(b'{"svc": {"status": "up"}}')  # below svc, not svc.errors
+        state.ingest(b'{"svc": {"errors": 0}}')
+    finally:
+        window.close()
+    assert (window.checks, window.skipped, window.done) == (2, 11, False)
+
+
+def test_a_window_whose_check_reads_the_whole_state_runs_on_every_shard() -> None:
+    from pytest_livecluster.core.windows import Window
+
+    state = State()
+    window = Window(lambda: state.snapshot() is not None).open(state)
+    try:
+        for i in range(5):
+            state.ingest(b'{"other": %d}' % i)
+    finally:
+        window.close()
+    assert (window.checks, window.skipped) == (6, 0)
+    assert window.reads_everything
+
+
+def test_a_check_evaluated_on_every_shard_cannot_wait() -> None:
+    state = State()
+
+    def nested() -> bool:
+        return bool(eventually(state, lambda: True, timeout=1))
+
+    with pytest.raises(RuntimeError, match="cannot wait for a change"):
+        consistently(state, lambda: state.wait_for_change(state.version, 0) >= 0, window=1)
+    assert nested()  # outside a window, the same call waits as usual
+
+
+def test_eventually_at_least_fails_a_check_that_passes_too_soon() -> None:
+    state = State()
+    state.ingest(b'{"ready": true}')
+    with pytest.raises(EventuallyFailed, match=r"passed after .* sooner than at_least=5 s"):
+        eventually(state, lambda: state.get("ready"), timeout=10, tick=0.01, at_least=5)
+
+
+def test_eventually_at_least_passes_a_check_that_passes_late_enough() -> None:
+    state = State()
+    now = [0.0]
+
+    def ready() -> bool:
+        now[0] += 0.5
+        return now[0] >= 2.0
+
+    assert eventually(state, ready, timeout=10, tick=0.001, at_least=1.5, clock=lambda: now[0])
+
+
+def test_eventually_at_least_in_the_inline_form() -> None:
+    state = State()
+
+    def block() -> None:
+        for attempt in eventually_attempts(state, timeout=10, tick=0.01, at_least=5):
+            with attempt:
+                assert state.version == 0
+
+    with pytest.raises(EventuallyFailed, match="sooner than at_least"):
+        block()
+
+
+def test_eventually_at_least_must_be_shorter_than_the_timeout() -> None:
+    with pytest.raises(ValueError, match="at_least"):
+        eventually(State(), lambda: True, timeout=1, at_least=1)
