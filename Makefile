@@ -47,3 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_wakeup.py
 	$(BIN)/python benchmarks/bench_unused_plugin.py
 	$(BIN)/python benchmarks/bench_dockerframes.py
+	$(BIN)/python benchmarks/bench_windows.py

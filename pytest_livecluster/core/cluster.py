@@ -11,6 +11,7 @@ exactly that part of the state changed and which shards touched it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +90,7 @@ class Cluster:
         self._default_timing = timing
         self._test: _TestContext | None = None
         self._watched: list[tuple[Hashable, ...]] | None = None
+        self._watcher = 0  # the thread whose check's paths _watched collects
         #: Every invariant registered with :meth:`always`, :meth:`never` or :meth:`sometimes`.
         self.invariants: list[Invariant] = []
         #: Called with each new invariant (the plugin closes it with its fixture).
@@ -146,9 +148,14 @@ class Cluster:
         return self.collector.endpoints() if self.collector is not None else {}
 
     def _watch(self, path: tuple[Hashable, ...]) -> None:
-        """Remember that a check read ``path``, for the failure's diff and shards."""
-        if self._watched is not None and path not in self._watched:
-            self._watched.append(path)
+        """Remember that a check read ``path``, for the failure's diff and shards.
+
+        Only the waiting thread's reads count: an invariant evaluated on the
+        ingest thread meanwhile is not what the test is waiting for.
+        """
+        watched = self._watched
+        if watched is not None and path not in watched and threading.get_ident() == self._watcher:
+            watched.append(path)
 
     @property
     def since_test(self) -> Cursor:
@@ -208,6 +215,7 @@ class Cluster:
         """Start remembering a check's paths; return the enclosing check's."""
         outer = self._watched
         self._watched = []
+        self._watcher = threading.get_ident()
         return outer
 
     def _end_watch(self, outer: list[tuple[Hashable, ...]] | None) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import pytest
 
 from ..alerts import InvariantOutcome
+from ..core.entry import describe_entry
 from ..core.invariants import Invariant, Verdict
 from .report import Section
 
@@ -126,12 +127,7 @@ def invariant_section(invariants: Sequence[Invariant]) -> Section | None:
         lines.append(f"{mark} {invariant.headline()}")
         event = invariant.event
         if invariant.failed and event is not None and event.entry is not None:
-            entry = event.entry
-            text = entry.raw.decode("utf-8", "replace")
-            lines.append(
-                f"  shard #{entry.seq} from {entry.envelope.source} ({entry.envelope.stream}): "
-                f"{text[:300]}"
-            )
+            lines.append(f"  shard {describe_entry(event.entry)}")
         if invariant.failed and event is not None:
             lines += [f"  read {path} = {value}" for path, value in event.reads]
     return Section("invariants", lines, [i.as_dict() for i in invariants])

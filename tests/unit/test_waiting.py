@@ -324,3 +324,43 @@ def test_eventually_at_least_in_the_inline_form() -> None:
 def test_eventually_at_least_must_be_shorter_than_the_timeout() -> None:
     with pytest.raises(ValueError, match="at_least"):
         eventually(State(), lambda: True, timeout=1, at_least=1)
+
+
+def test_a_nested_eventually_keeps_the_outer_checks_paths() -> None:
+    """The outer failure names what the outer check read, not "the whole state"."""
+    from pytest_livecluster import Cluster
+    from pytest_livecluster.core.waiting import TestTiming
+
+    state = State()
+    state.ingest(b'{"a": {"ready": false}, "b": {"ok": true}}')
+    cluster = Cluster(state, None, TestTiming(timeout=0.3, window=1, tick=0.05))
+
+    def outer() -> bool:
+        cluster.eventually(lambda: cluster.get("b", "ok"), timeout=0.2, tick=0.05)
+        return bool(cluster.get("a", "ready"))
+
+    with pytest.raises(EventuallyFailed) as info:
+        cluster.eventually(outer)
+    message = str(info.value)
+    assert "a.ready now: false" in message
+    assert "b.ok now: true" in message
+    assert "the whole state" not in message
+
+
+def test_an_invariant_evaluated_on_the_ingest_thread_does_not_add_to_a_tests_paths() -> None:
+    from pytest_livecluster import Cluster
+    from pytest_livecluster.core.waiting import TestTiming
+
+    state = State()
+    state.ingest(b'{"a": 1}')
+    cluster = Cluster(state, None, TestTiming(timeout=1, window=1, tick=0.05))
+    cluster.always(lambda: cluster.get("unrelated") is None, what="nothing unrelated")
+
+    def check() -> bool:
+        threading.Thread(target=state.ingest, args=(b'{"other": 1}',)).start()
+        assert cluster.get("a") == 2
+        return True
+
+    with pytest.raises(EventuallyFailed) as info:
+        cluster.eventually(check, timeout=0.3, tick=0.05)
+    assert "unrelated" not in str(info.value)
