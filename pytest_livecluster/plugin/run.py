@@ -88,6 +88,7 @@ class LiveRun:
         self._restore_sigterm: Callable[[], None] = lambda: None
         self._live_reports: list[pytest.TestReport] = []
         self.worker_sources: list[SourceObservation] = []
+        self.worker_invariants: list[list[_invariants.Judged]] = []
         # Build the sources now, so a bad spec is a usage error before any test runs.
         self._sources = parse_specs(settings.specs, settings.source_options)
 
@@ -237,7 +238,14 @@ class LiveRun:
             return (yield)
         finally:
             # Session fixtures are torn down by now: what they registered is closed.
-            if not self.watching:
+            if self.is_worker:
+                # An xdist worker may only report its own items: the controller reports these.
+                output = self.config.workeroutput  # type: ignore[attr-defined]
+                output["livecluster_invariants"] = [j.as_dict() for j in self.invariants.judge()]
+            elif self.is_controller:
+                self.invariants.judged = _invariants.merge(self.worker_invariants)
+                _invariants.log(session, self.invariants.judged)
+            elif not self.watching:
                 _invariants.log(session, self.invariants.judge())
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -48,7 +48,7 @@ class Watch:
         self.run.watching = True
         terminal = session.config.pluginmanager.get_plugin("terminalreporter")
         last: list[pytest.TestReport] = []
-        judged: list[Any] = []
+        judged: list[_invariants.Judged] = []
         # SIGTERM (a service manager stopping the watch) stops it as Ctrl-C does.
         with sigterm_interrupts():
             try:
@@ -64,7 +64,7 @@ class Watch:
                     time.sleep(max(0.0, started + self.interval - time.monotonic()))
             except KeyboardInterrupt:
                 _teardown_all(session)
-                self.run.invariants.pending.clear()  # an interrupted round is not judged
+                self.run.invariants.discard()  # an interrupted round is not judged
                 self._say(terminal, f"watch: stopped after {self.completed} complete round(s)")
                 if not self.completed:
                     raise
@@ -84,7 +84,7 @@ class Watch:
     def _after_round(
         self,
         reports: list[pytest.TestReport],
-        judged: list[Any],
+        judged: list[_invariants.Judged],
         seconds: float,
         terminal: Any,
     ) -> None:
@@ -117,7 +117,7 @@ class Watch:
             nodeid = _invariants.INVARIANT_PREFIX + invariant.name
             if nodeid not in announced:
                 announced.add(nodeid)
-                self._say(terminal, f"  FAILED {invariant.headline()}", red=True)
+                self._say(terminal, f"  FAILED {invariant.headline}", red=True)
         for name in set(self._failing) - set(failed):
             self._say(terminal, f"  passes again: {name}", green=True)
         if alerts is not None:

@@ -1,4 +1,4 @@
-"""xdist: the controller collects each worker's report and source silences.
+"""xdist: the controller collects each worker's report, source silences and invariants.
 
 Registered only when xdist is present and the run is its controller; workers
 write no files and print no summaries, the controller does it once.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..alerts import SourceObservation
+from .invariants import Judged
 from .run import LiveRun
 
 __all__ = ["XdistController"]
@@ -28,3 +29,6 @@ class XdistController:
             self.run.worker_reports[str(name)] = data
         for seen in output.get("livecluster_sources", ()):
             self.run.worker_sources.append(SourceObservation(**seen))
+        judged = output.get("livecluster_invariants")
+        if judged:
+            self.run.worker_invariants.append([Judged.from_dict(data) for data in judged])

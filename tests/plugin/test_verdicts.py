@@ -254,3 +254,44 @@ def test_a_projection_registered_by_the_hook_sees_every_shard(pytester: pytest.P
             "  projection Deploys raised on 1 shards; first: ValueError: a bug in the projection",
         ]
     )
+
+
+def test_invariants_under_xdist_are_reported_once_by_the_controller(
+    pytester: pytest.Pytester,
+) -> None:
+    """Each worker judges the session fixture's invariant; the run reports it once."""
+    path = pytester.path / "run.ndjson"
+    path.write_text('{"blade": {"msg": "Hello World"}}\n')
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(autouse=True, scope="session")
+        def invariants(cluster):
+            cluster.always(lambda: cluster.get("blade", "msg") == "nope", what="blade says nope")
+            cluster.sometimes(lambda: cluster.get("blade"), what="the blade is there")
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_one(cluster):
+            assert cluster.get("blade")
+
+        def test_two(cluster):
+            assert cluster.get("blade")
+        """
+    )
+    xml = pytester.path / "junit.xml"
+    result = pytester.runpytest_subprocess(
+        f"--live-cluster=file:{path}", "-n", "2", f"--junitxml={xml}"
+    )
+    assert result.ret == 1
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["FAILED livecluster::invariants::always: blade says nope - *"])
+    names = [case.get("name") for case in ET.parse(xml).getroot().iter("testcase")]
+    assert sorted(names) == [
+        "always: blade says nope",
+        "sometimes: the blade is there",
+        "test_one",
+        "test_two",
+    ]
