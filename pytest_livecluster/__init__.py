@@ -27,7 +27,9 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .core.cluster import Cluster, Cursor
     from .core.ingest import Envelope, Limits
+    from .core.invariants import Invariant
     from .core.paths import Pattern, format_path, parse_pattern
+    from .core.projection import Projection
     from .core.state import JournalEntry, Rejected, State, StateStats, merge_patch
     from .core.waiting import consistently, eventually
     from .exceptions import (
@@ -53,6 +55,8 @@ _WHERE = {
     "Cursor": "core.cluster",
     "Envelope": "core.ingest",
     "Limits": "core.ingest",
+    "Invariant": "core.invariants",
+    "Projection": "core.projection",
     "Pattern": "core.paths",
     "format_path": "core.paths",
     "parse_pattern": "core.paths",
@@ -88,6 +92,7 @@ __all__ = [
     "Envelope",
     "EventuallyFailed",
     "Failure",
+    "Invariant",
     "JournalEntry",
     "Limits",
     "LiveClusterError",
@@ -96,6 +101,7 @@ __all__ = [
     "Pattern",
     "PatternError",
     "Phase",
+    "Projection",
     "RecordingError",
     "Rejected",
     "SimError",

@@ -199,7 +199,7 @@ def test_restart(cluster):
 
 PROJECTION_CONFTEST = """
 import collections
-from pytest_livecluster.core.projection import Projection
+from pytest_livecluster import Projection
 
 
 class Deploys(Projection):
