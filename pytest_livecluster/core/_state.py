@@ -90,9 +90,12 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def copy_json(value: Any) -> Any:
     """A deep copy of a JSON value; other mappings become dicts, tuples lists."""
-    if type(value) is dict:
+    kind = type(value)
+    if kind is dict:
         return {k: copy_json(v) for k, v in value.items()}
-    if type(value) is list:
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value  # immutable: the common leaves, without an ABC check
+    if kind is list:
         return [copy_json(v) for v in value]
     if isinstance(value, Mapping):
         return {k: copy_json(v) for k, v in value.items()}

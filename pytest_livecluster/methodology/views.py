@@ -145,10 +145,19 @@ class Views:
         self._origin_labels = origin_labels
         self._host_of = host_of or _same
         self._label_roles: tuple[int, dict[str, str]] = (-1, {})
+        self._pattern_roles: dict[str, str | None] = {}  # the patterns never change
 
     def role_of(self, host: str) -> str | None:
         """The role of ``host``: its container's ``livecluster.role`` label, else the patterns."""
-        return self._roles_from_labels().get(host) or self.m.role_of(host)
+        return self._roles_from_labels().get(host) or self._role_by_pattern(host)
+
+    def _role_by_pattern(self, host: str) -> str | None:
+        cache = self._pattern_roles
+        if host not in cache:
+            if len(cache) >= 100_000:  # host keys are few; a flood of them is not kept
+                cache.clear()
+            cache[host] = self.m.role_of(host)
+        return cache[host]
 
     def _roles_from_labels(self) -> dict[str, str]:
         """Roles of the host keys written by a source with a ``livecluster.role`` label."""
@@ -213,17 +222,22 @@ class Views:
         raw = self.state.get(self.m.intents_key, iid)
         if type(raw) is not dict:
             return None
-        return self._view(iid, raw, self.facts.timelines([iid]).get(iid, {}))
+        times = self.facts.timelines([iid]).get(iid, {})
+        return self._view(iid, raw, times, self._roles_from_labels())
 
     def intents(self) -> list[IntentView]:
-        ids = self.intent_ids()
+        """Every intent the state holds, in natural order of their ids (one copy of them)."""
+        every = self.state.get(self.m.intents_key)
+        if type(every) is not dict:
+            return []
+        ids = sorted(every, key=_natural)
         times = self.facts.timelines(ids)
-        views = []
-        for iid in ids:
-            raw = self.state.get(self.m.intents_key, iid)
-            if type(raw) is dict:
-                views.append(self._view(iid, raw, times.get(iid, {})))
-        return views
+        labels = self._roles_from_labels()
+        return [
+            self._view(iid, raw, times.get(iid, {}), labels)
+            for iid in ids
+            if type(raw := every[iid]) is dict
+        ]
 
     def by_phase(self) -> dict[Phase, list[str]]:
         out: dict[Phase, list[str]] = {phase: [] for phase in Phase}
@@ -260,40 +274,54 @@ class Views:
         view = self.intent(iid)
         return view is not None and view.host is not None and view.host in view.answered_by
 
-    def _view(self, iid: str, raw: dict[str, Any], times: Mapping[str, float]) -> IntentView:
+    def _view(
+        self,
+        iid: str,
+        raw: dict[str, Any],
+        times: Mapping[str, float],
+        labels: Mapping[str, str],
+    ) -> IntentView:
         m = self.m
         resolution = raw.get(m.resolution_key)
-        answered = tuple(sorted(resolution)) if type(resolution) is dict else ()
-        scrapers = tuple(h for h in answered if self.role_of(h) == "scraper")
-        spotters = tuple(h for h in answered if self.role_of(h) == "spotter")
-        if spotters and (scrapers or raw.get("host") in answered):
+        if type(resolution) is dict and resolution:
+            answered = tuple(sorted(resolution))
+            patterns = self._pattern_roles
+            scraper_list: list[str] = []
+            spotter_list: list[str] = []
+            for h in answered:
+                role = labels.get(h) or (patterns[h] if h in patterns else self._role_by_pattern(h))
+                if role == "scraper":
+                    scraper_list.append(h)
+                elif role == "spotter":
+                    spotter_list.append(h)
+            scrapers, spotters = tuple(scraper_list), tuple(spotter_list)
+        else:
+            answered = scrapers = spotters = ()
+        host = raw.get("host")
+        first = times.get("")
+        if spotters and (scrapers or host in answered):
             phase = Phase.SPOTTER_RECEIVING
+            since = min((times[h] for h in spotters if h in times), default=None)
         elif answered:
             phase = Phase.SCRAPER_STARTED
-        else:
-            phase = Phase.NO_ANSWER
-        first = times.get("")
-        if phase is Phase.NO_ANSWER:
-            since = first
-        elif phase is Phase.SCRAPER_STARTED:
             since = min((times[h] for h in answered if h in times), default=None)
         else:
-            since = min((times[h] for h in spotters if h in times), default=None)
-        host = raw.get("host")
+            phase = Phase.NO_ANSWER
+            since = first
         module = raw.get(m.module_key)
         kind = raw.get("kind")
         return IntentView(
-            id=iid,
-            host=host if isinstance(host, str) else None,
-            module=module if isinstance(module, str) else None,
-            kind=kind if isinstance(kind, str) else None,
-            answered_by=answered,
-            scrapers=scrapers,
-            spotters=spotters,
-            phase=phase,
-            first_seen=first,
-            phase_since=since,
-            raw=raw,
+            iid,
+            host if type(host) is str else None,
+            module if type(module) is str else None,
+            kind if type(kind) is str else None,
+            answered,
+            scrapers,
+            spotters,
+            phase,
+            first,
+            since,
+            raw,
         )
 
     # -- counting ------------------------------------------------------------------
@@ -483,8 +511,17 @@ def _add(table: dict[str, dict[str, int | float]], key: str, name: str, value: i
     row[name] = row.get(name, 0) + value
 
 
+_DIGITS = re.compile(r"(\d+)")
+_NATURAL: dict[str, list[Any]] = {}  # ids recur on every call: their keys are kept
+
+
 def _natural(text: str) -> list[Any]:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+    key = _NATURAL.get(text)
+    if key is None:
+        if len(_NATURAL) >= 200_000:
+            _NATURAL.clear()
+        key = _NATURAL[text] = [int(p) if p.isdigit() else p for p in _DIGITS.split(text)]
+    return key
 
 
 def _max(a: float | None, b: float | None) -> float | None:
