@@ -186,6 +186,19 @@ class SimCluster:
 
         return f"docker:label={LABEL}={self.run_id}"
 
+    def host_of_container(self, name: str) -> str | None:
+        """The host whose container (docker mode) is named ``name``; None if none of this run's.
+
+        Lines read from a container carry its name; the cluster's hosts are what its
+        processes log under (``lcsim-RUN-scraper-1`` is ``scraper-1``).
+        """
+        if self.mode != "docker" or not self.run_id:
+            return None
+        from .containers import container_name
+
+        hosts = (host for role_hosts in self.hosts.values() for host in role_hosts)
+        return next((h for h in hosts if container_name(self.run_id, h) == name), None)
+
     @property
     def orchestrator_url(self) -> str:
         return self._started()["orchestrator"].control_url

@@ -37,7 +37,15 @@ from .._retry import Deadline, retrying
 from .errors import SimError
 from .supervisor import Supervised
 
-__all__ = ["IMAGE", "LABEL", "ROLE_LABEL", "Contained", "Engine", "ensure_scratch_image"]
+__all__ = [
+    "IMAGE",
+    "LABEL",
+    "ROLE_LABEL",
+    "Contained",
+    "Engine",
+    "container_name",
+    "ensure_scratch_image",
+]
 
 IMAGE: Final = "livecluster-sim/scratch:1"
 LABEL: Final = "livecluster.sim"
@@ -67,6 +75,11 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, docker.errors.APIError):
         return bool(exc.is_server_error())  # a 404 (NotFound) is an answer
     return isinstance(exc, requests.exceptions.ConnectionError)
+
+
+def container_name(run_id: str, host: str) -> str:
+    """The name of the container that runs process ``host`` in run ``run_id``."""
+    return f"lcsim-{run_id}-{host}"
 
 
 def _package_root() -> str:
@@ -104,7 +117,7 @@ class Engine:
         return f"{LABEL}={self.run_id}"
 
     def name(self, host: str) -> str:
-        return f"lcsim-{self.run_id}-{host}"
+        return container_name(self.run_id, host)
 
     def run(self, host: str, role: str, argv: list[str]) -> Any:
         volumes = {path: {"bind": path, "mode": "ro"} for path in _read_only_paths()}

@@ -26,7 +26,9 @@ control API is named in :meth:`SimSource.endpoints`.
 
 In ``mode=docker`` one :class:`~.docker.DockerSource` follows the run's
 containers (``docker:label=livecluster.sim=RUN``) instead; its lines carry the
-source id ``docker:CONTAINER`` (``lcsim-RUN-HOST``).
+source id ``docker:CONTAINER`` (``lcsim-RUN-HOST``). In either mode
+:meth:`SimSource.host_of` names the process behind a line's source (``HOST``),
+so errors read from stderr are grouped under the host the process logs as.
 """
 
 from __future__ import annotations
@@ -148,13 +150,16 @@ class SimSource(Source):
         return {} if cluster is None else {"orchestrator": cluster.orchestrator_url}
 
     def host_of(self, origin: str) -> str | None:
-        """``sim:HOST`` is the process ``HOST``; in docker mode, the follower's answer."""
+        """``sim:HOST`` is the process ``HOST``; in docker mode, ``docker:lcsim-RUN-HOST`` is
+        ``HOST`` too, the name the process logs under, not its container's."""
         if origin.startswith("sim:"):
             return origin.removeprefix("sim:")
+        cluster = self.cluster
         for follower in list(self._followers):
-            host = follower.host_of(origin)
-            if host is not None:
-                return host
+            name = follower.host_of(origin)
+            if name is not None:
+                host = cluster.host_of_container(name) if cluster is not None else None
+                return host or name
         return None
 
     def _follow(self, cluster: SimCluster, emit: Feed) -> None:
