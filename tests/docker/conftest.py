@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 import re
 import threading
 import uuid
@@ -36,6 +35,7 @@ from tests.support.dockerkit import (
     Launcher,
     ensure_image,
     follower_threads,
+    no_engine,
     wait_until,
 )
 
@@ -73,14 +73,7 @@ def engine_lock() -> Iterator[EngineLock]:
 def engine(engine_lock: EngineLock) -> Iterator[docker.DockerClient]:
     client, reason = _connect()
     if client is None:
-        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-        message = (
-            f"no Docker engine at {where} ({reason}); "
-            "start one with `.ci/dockerd.sh install && .ci/dockerd.sh start`"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {message}", pytrace=False)
-        pytest.skip(message)
+        no_engine(reason)
     yield client
     client.close()
 

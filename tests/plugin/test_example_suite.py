@@ -10,7 +10,6 @@ except in CI (``CI=true``), where that is a failure, as for the tests in ``tests
 from __future__ import annotations
 
 import gc
-import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 import requests
 
 from pytest_livecluster.sim import FAULTS
-from tests.support.dockerkit import EngineLock
+from tests.support.dockerkit import EngineLock, no_engine
 
 SUITE = Path(__file__).resolve().parents[2] / "example_suite"
 
@@ -98,14 +97,7 @@ def docker_engine() -> Iterator[None]:
     try:
         reason = _engine_unreachable()
         if reason:
-            where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-            message = (
-                f"no Docker engine at {where} ({reason}); the docker mode needs one: "
-                "start it with `.ci/dockerd.sh install && .ci/dockerd.sh start`"
-            )
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"CI=true but {message}", pytrace=False)
-            pytest.skip(message)
+            no_engine(reason)
         yield
     finally:
         lock.release()

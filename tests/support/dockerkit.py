@@ -107,6 +107,24 @@ def ensure_image(client: docker.DockerClient) -> str:
 # -- sharing the engine with other test sessions ---------------------------------------------
 
 
+def no_engine(reason: str) -> None:
+    """Skip the test, with how to start an engine, because none answers (``reason``);
+    under ``CI=true``, where an engine is part of the set-up, fail it instead."""
+    __tracebackhide__ = True
+    import os
+
+    import pytest
+
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    message = (
+        f"no Docker engine at {where} ({reason}); "
+        "start one with `.ci/dockerd.sh install && .ci/dockerd.sh start`"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {message}", pytrace=False)
+    pytest.skip(message)
+
+
 class EngineLock:
     """An flock held shared by each test session using the engine, exclusive while one
     restarts it. Converting releases first, so two sessions cannot deadlock."""
