@@ -61,7 +61,8 @@ class Collector:
         self._failures: list[SourceFailure] = []
         self._lock = threading.Lock()
         self._activity = threading.Condition(self._lock)
-        self._lines = 0
+        self._feeds: list[_Feed] = []
+        self._idle_waiters = 0
         self._started = False
         self._closing = False
 
@@ -192,7 +193,10 @@ class Collector:
     def lines(self) -> int:
         """Lines handed to the state so far, by every source."""
         with self._lock:
-            return self._lines
+            return self._lines_now()
+
+    def _lines_now(self) -> int:
+        return sum(feed.lines for feed in self._feeds)
 
     @property
     def running(self) -> bool:
@@ -241,17 +245,22 @@ class Collector:
         if not started:
             return False
         with self._lock:
-            while True:
-                seen = self._lines
-                now = time.monotonic()
-                wait = min(quiet, deadline.remaining())
-                if wait <= 0:
-                    return False
-                self._activity.wait(wait)
-                if not any(t.is_alive() for t in [*self._threads, *(c[2] for c in self._children)]):
-                    return True
-                if self._lines == seen and time.monotonic() - now >= quiet:
-                    return True
+            self._idle_waiters += 1
+            try:
+                while True:
+                    seen = self._lines_now()
+                    now = time.monotonic()
+                    wait = min(quiet, deadline.remaining())
+                    if wait <= 0:
+                        return False
+                    self._activity.wait(wait)
+                    threads = [*self._threads, *(c[2] for c in self._children)]
+                    if not any(t.is_alive() for t in threads):
+                        return True
+                    if self._lines_now() == seen and time.monotonic() - now >= quiet:
+                        return True
+            finally:
+                self._idle_waiters -= 1
 
 
 def _forever(timeout: float | None) -> float:
@@ -261,7 +270,7 @@ def _forever(timeout: float | None) -> float:
 class _Feed:
     """What the collector hands a source's :meth:`~Source.run`: ingest, and ``follow``."""
 
-    __slots__ = ("_collector", "_health", "_hook", "_ingest", "_source")
+    __slots__ = ("_collector", "_health", "_hook", "_ingest", "_source", "lines")
 
     def __init__(self, collector: Collector, source: Source) -> None:
         self._collector = collector
@@ -269,6 +278,11 @@ class _Feed:
         self._health = source.health
         self._ingest = collector.state.ingest
         self._hook = collector._on_line
+        #: Lines this feed handed to the state. A source calls its feed from one thread
+        #: at a time, so the count needs no lock; the collector sums the feeds'.
+        self.lines = 0
+        with collector._lock:
+            collector._feeds.append(self)
 
     def __call__(self, raw: bytes, envelope: Envelope, /) -> None:
         accepted = self._ingest(raw, envelope)
@@ -276,10 +290,11 @@ class _Feed:
             self._health.rejected += 1
         if self._hook is not None:
             self._hook(raw, envelope, accepted)
+        self.lines += 1
         collector = self._collector
-        with collector._lock:
-            collector._lines += 1
-            collector._activity.notify_all()
+        if collector._idle_waiters:  # no lock or wake-up per line when nobody waits
+            with collector._lock:
+                collector._activity.notify_all()
 
     def follow(self, source: Source, /) -> threading.Thread:
         return self._collector._follow(self._source, source)

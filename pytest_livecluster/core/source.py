@@ -168,7 +168,9 @@ class Source(abc.ABC):
         """Follow the source, calling ``emit`` for each line, until done or closed.
 
         A source that only reads lines may take any :data:`Emit`; one that
-        starts more sources hands them to ``emit.follow``.
+        starts more sources hands them to ``emit.follow``. ``emit`` is called
+        from one thread at a time (a source reading on several threads
+        serializes its calls, as the Docker source does).
 
         Raises :class:`~pytest_livecluster.exceptions.SourceError` when the
         source fails for good.

@@ -28,7 +28,7 @@ def _idle(collection: Collection, timeout: float = 15) -> None:
 
 
 def _logs_requests(proxy: DockerProxy, container_id: str) -> list[dict[str, str]]:
-    return [r.params for r in proxy.logged("logs", contains=f"/containers/{container_id}/")]
+    return [r.params for r in proxy.reads(container_id)]
 
 
 def test_only_labelled_containers(launch: Launcher, collect: Collect) -> None:
@@ -189,7 +189,7 @@ def test_follow_that_outlives_its_container(
     assert [x.raw for x in lines[-1:]] == [b"tail"]
     assert lines[-1].envelope.unterminated
     assert_exact(lines[:-1], container.name, 30, stream="stdout", s="o")
-    assert [r.params["follow"] for r in proxy.logged("logs", contains=container.id)] == ["1", "0"]
+    assert [r.params["follow"] for r in proxy.reads(container.id)] == ["1", "0"]
     assert any("still open 1s after the container stopped" in e for e in source.health.errors)
 
 

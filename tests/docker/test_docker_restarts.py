@@ -50,7 +50,7 @@ def test_restarted_three_times(launch: Launcher, collect: Collect, proxy: Docker
         assert_contiguous(lines, container.name, stream="stderr", s="e", boot=boot)
     got = Counter(line.raw for line in lines)
     assert not multiset_problems(got.elements(), _engine_lines(container).elements())
-    resumes = [r.params for r in proxy.logged("logs", contains=container.id)[1:]]
+    resumes = [r.params for r in proxy.reads(container.id)[1:]]
     assert resumes, "every follow after the first resumes"
     assert all(NINE_DIGIT_SINCE.match(p["since"]) for p in resumes)
     assert collection.source.health.reconnects == 0
@@ -76,5 +76,5 @@ def test_crash_loop(launch: Launcher, collect: Collect, proxy: DockerProxy) -> N
     for boot in range(4):
         assert_exact(lines, container.name, 10, stream="stdout", s="o", boot=boot)
     assert len(lines) == 40
-    requests = proxy.logged("logs", contains=container.id)
+    requests = proxy.reads(container.id)
     assert 4 <= len(requests) <= 8, [r.params for r in requests]

@@ -346,6 +346,12 @@ class DockerProxy:
         with self._lock:
             return sum(1 for p in self._pairs.values() if kind == "all" or p.kind == kind)
 
+    def reads(self, container_id: str) -> list[ProxiedRequest]:
+        """The logs requests that read a container's lines, oldest first: without the
+        one-off ``tail=1`` that asks where its backlog ends before the first follow."""
+        found = self.logged("logs", contains=f"/containers/{container_id}/")
+        return [r for r in found if "tail" not in r.params]
+
     def logged(self, kind: str | None = None, contains: str = "") -> list[ProxiedRequest]:
         with self._lock:
             requests = list(self.requests)

@@ -42,9 +42,13 @@ class Container:
     stream: Stream | None = None
     stall_check: threading.Timer | None = None
     # For caught_up(): when the first logs request was sent (wall clock, as the engine
-    # stamps lines), when a response or line last came (monotonic), and whether a line
-    # stamped at or after that request has been delivered.
+    # stamps lines); the stamp and stream of the last line the engine held then (asked
+    # with tail=1 before the first follow; ``exact`` once known); when a response or line
+    # last came (monotonic), for an engine that could not say; and whether every line
+    # that existed at the first request has been delivered.
     asked_ns: int | None = None
+    backlog_end: tuple[int, str] | None = None
+    exact: bool = False
     heard: float | None = None
     caught: bool = False
 
@@ -52,17 +56,30 @@ class Container:
         """A logs request was answered: quiet is counted from now."""
         self.heard = time.monotonic()
 
-    def delivered(self, ts_ns: int) -> None:
-        """A line stamped ``ts_ns`` has been emitted."""
+    def delivered(self, ts_ns: int, stream: str) -> None:
+        """A line of ``stream`` stamped ``ts_ns`` has been emitted."""
         self.heard = time.monotonic()
-        if self.asked_ns is not None and ts_ns >= self.asked_ns:
+        if self.caught:
+            return
+        end = self.backlog_end
+        # Within one stream the engine sends lines in the order it stamped them.
+        if (end is not None and stream == end[1] and ts_ns >= end[0]) or (
+            self.asked_ns is not None and ts_ns >= self.asked_ns
+        ):
             self.caught = True
 
     def caught_up(self, now: float, quiet: float) -> bool:
-        """Whether the backlog found at the first request is read (see DockerSource)."""
-        if self.owner is None or self.caught:
-            return True  # no follower (ended, or never started), or past the backlog
-        return self.heard is not None and now - self.heard >= quiet
+        """Whether every line the container held at the first request is delivered.
+
+        Known exactly when the engine said which line was its last (or the follower
+        read the container to its end); only when it could not say is a ``quiet``
+        pause after the last answer taken for the end of the backlog.
+        """
+        if self.caught:
+            return True
+        if self.exact or self.heard is None:
+            return False
+        return now - self.heard >= quiet
 
 
 @dataclass(frozen=True, slots=True)

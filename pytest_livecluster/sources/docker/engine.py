@@ -202,20 +202,35 @@ class Engine:
         )
         return result
 
-    def logs(self, cid: str, params: Mapping[str, Any], what: str) -> Stream:
-        """``GET /containers/{cid}/logs`` with ``params``, its body to be read raw."""
-        return self._stream(what, f"/containers/{urllib.parse.quote(cid, safe='/:')}/logs", params)
+    def logs(
+        self, cid: str, params: Mapping[str, Any], what: str, *, keep_alive: bool = True
+    ) -> Stream:
+        """``GET /containers/{cid}/logs`` with ``params``, its body to be read raw.
+
+        ``keep_alive=False`` asks the engine to close the connection after the
+        body, for a one-off request whose connection should not linger in the pool.
+        """
+        path = f"/containers/{urllib.parse.quote(cid, safe='/:')}/logs"
+        headers = None if keep_alive else {"Connection": "close"}
+        return self._stream(what, path, params, headers)
 
     def events(self, params: Mapping[str, Any]) -> Stream:
         """``GET /events`` with ``params``, its body to be read raw."""
         return self._stream("GET /events", "/events", params)
 
-    def _stream(self, what: str, path: str, params: Mapping[str, Any]) -> Stream:
+    def _stream(
+        self,
+        what: str,
+        path: str,
+        params: Mapping[str, Any],
+        headers: Mapping[str, str] | None = None,
+    ) -> Stream:
         """Open a streaming GET; it is registered, so that cut_all() can end it."""
         api = self._api
         url = f"{api.base_url}/v{api.api_version}{path}"
+        extra = {"headers": dict(headers)} if headers else {}
         response = self._call(
-            api.get, what, url, params=dict(params), stream=True, timeout=self._timeout
+            api.get, what, url, params=dict(params), stream=True, timeout=self._timeout, **extra
         )
         if response.status_code != 200:
             try:

@@ -89,6 +89,8 @@ class Follower:
                 fleet.fatal_error(exc, f"container {container.name}: follower failed: {exc!r}")
         finally:
             with fleet.lock:
+                # Read to its end (or given up): nothing of its backlog is still coming.
+                container.caught = True
                 if container.owner is me:
                     container.owner = None
                 fleet.forget(container)
@@ -181,6 +183,8 @@ class Follower:
     def _follow_run(self, run: Run, backoff: Backoff) -> bool:
         """``follow=1`` until the stream ends; then see whether the run ended with it."""
         container, fleet = self._container, self._fleet
+        if not container.exact and not container.caught:
+            self._learn_backlog_end(run)
         decoder = self._decoder(run)
         result = self._read(run, decoder, follow=True)
         # A partial line left at the end of a follow is never delivered from it: the
@@ -247,6 +251,40 @@ class Follower:
                 )
         return _Read(clean=True, lasted=stream.age())
 
+    def _learn_backlog_end(self, run: Run) -> None:
+        """Ask the engine for its last line (``tail=1``): once a line of that stream
+        stamped as late is delivered, the backlog found at attach is all read. An engine
+        that cannot say leaves the quiet rule to decide."""
+        container = self._container
+        what = f"GET /containers/{container.name}/logs?tail=1"
+        params = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": 0, "tail": 1}
+        if container.asked_ns is None:
+            container.asked_ns = time.time_ns()
+        try:
+            stream = self._engine.logs(container.id, params, what, keep_alive=False)
+        except (Gone, Unreadable, Closed):
+            raise
+        except SourceError:
+            return
+        decoder = self._decoder(run)
+        last: tuple[int, str] | None = None
+        try:
+            for chunk in stream.chunks():
+                for msg in decoder.feed(chunk):
+                    if msg.stream != "system":
+                        last = (msg.ts_ns, msg.stream)
+            for msg in decoder.finish(exited=True):
+                if msg.stream != "system":
+                    last = (msg.ts_ns, msg.stream)
+        except BODY_ERRORS:
+            return
+        finally:
+            self._engine.release(stream)
+        container.backlog_end = last
+        container.exact = True
+        if last is None:
+            container.caught = True  # nothing to read before the follow
+
     def _resume_marks(self) -> dict[str, int]:
         return {name: int(s["mark_ns"]) for name, s in self._container.dedup.state().items()}
 
@@ -287,7 +325,7 @@ class Follower:
             unterminated=msg.unterminated,
         )
         self._fleet.emit_line(msg.line, envelope)
-        container.delivered(msg.ts_ns)
+        container.delivered(msg.ts_ns, msg.stream)
 
     def _unreadable(self, run: Run, exc: Unreadable) -> None:
         """Record a container whose logs the engine will not serve: a failure, never 0 lines."""
