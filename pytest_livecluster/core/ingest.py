@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -55,15 +55,14 @@ REASONS: Final = (
 BOM: Final = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(NamedTuple):
     """Where a line came from.
 
     ``source`` is the source id (``docker:<name>``, a URL, ``file:<path>``);
     ``stream`` is ``stdout`` or ``stderr``; ``origin_ns`` is the writer's own
     timestamp in integer nanoseconds and ``source_seq`` the source's sequence
     number, when the source has them; ``unterminated`` marks a last line that
-    ended without a newline.
+    ended without a newline. A named tuple: sources make one for every line.
     """
 
     source: str = "direct"

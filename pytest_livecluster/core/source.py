@@ -111,6 +111,12 @@ class SourceHealth:
         self.bytes += len(raw)
         self.last_line_ns = time.time_ns()
 
+    def lines_read(self, count: int, size: int) -> None:
+        """``count`` lines of ``size`` bytes in all, read just now."""
+        self.lines += count
+        self.bytes += size
+        self.last_line_ns = time.time_ns()
+
     def error(self, message: str) -> None:
         self.error_count += 1
         self.errors.append(message)

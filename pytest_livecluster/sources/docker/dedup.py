@@ -28,18 +28,48 @@ __all__ = ["Deduplicator"]
 
 
 class _Mark:
-    """One stream's high-water mark."""
+    """One stream's high-water mark.
 
-    __slots__ = ("admitted", "counted", "dropped", "seen", "ts")
+    Lines at ``ts``: how many of each were admitted in all (``counted``), and how
+    many of each the current connection has delivered (``seen``); admitted ==
+    seen except while a replay catches up. Most marks only ever hold one line
+    (timestamps are nanoseconds), so the multisets, and the line's hash, are
+    made only when a second line at ``ts`` or a replay needs them.
+    """
 
-    def __init__(self, ts: int, digest: bytes) -> None:
-        self.ts = ts
-        # Lines at ``ts``: how many of each were admitted in all, and how many of each the
-        # current connection has delivered. Admitted == seen except while a replay catches up.
-        self.counted: Counter[bytes] = Counter((digest,))
-        self.seen: Counter[bytes] = Counter((digest,))
+    __slots__ = ("_counted", "_line", "_replayed", "_seen", "admitted", "dropped", "ts")
+
+    def __init__(self, ts: int, line: bytes) -> None:
         self.admitted = 1
         self.dropped = 0
+        self.move(ts, line)
+
+    def move(self, ts: int, line: bytes) -> None:
+        """A line above the mark: it is the only one at the new mark."""
+        self.ts = ts
+        self._line: bytes | None = line
+        self._replayed = False
+        self._counted: Counter[bytes] | None = None
+        self._seen: Counter[bytes] | None = None
+
+    def multisets(self) -> tuple[Counter[bytes], Counter[bytes]]:
+        if self._counted is None or self._seen is None:
+            assert self._line is not None
+            digest = _digest(self._line)
+            self._line = None
+            self._counted = Counter((digest,))
+            self._seen = Counter() if self._replayed else Counter((digest,))
+        return self._counted, self._seen
+
+    def begin_replay(self) -> None:
+        if self._seen is None:
+            self._replayed = True
+        else:
+            self._seen.clear()
+
+    @property
+    def ties(self) -> int:
+        return 1 if self._counted is None else self._counted.total()
 
 
 class Deduplicator:
@@ -75,23 +105,21 @@ class Deduplicator:
         ts = msg.ts_ns
         mark = self._marks.get(msg.stream)
         if mark is None:
-            self._marks[msg.stream] = _Mark(ts, _digest(msg.line))
+            self._marks[msg.stream] = _Mark(ts, msg.line)
             return True
         if ts > mark.ts:
-            digest = _digest(msg.line)
-            mark.ts = ts
-            mark.counted = Counter((digest,))
-            mark.seen = Counter((digest,))
+            mark.move(ts, msg.line)
             mark.admitted += 1
             return True
         if ts < mark.ts:
             mark.dropped += 1
             return False
+        counted, seen_at = mark.multisets()
         digest = _digest(msg.line)
-        seen = mark.seen[digest] + 1
-        mark.seen[digest] = seen
-        if seen > mark.counted[digest]:
-            mark.counted[digest] = seen
+        seen = seen_at[digest] + 1
+        seen_at[digest] = seen
+        if seen > counted[digest]:
+            counted[digest] = seen
             mark.admitted += 1
             return True
         mark.dropped += 1
@@ -114,14 +142,14 @@ class Deduplicator:
         """Call when a new connection starts, before feeding its lines: it will deliver the
         lines at each mark again, so counting what the connection delivered starts over."""
         for mark in self._marks.values():
-            mark.seen.clear()
+            mark.begin_replay()
 
     def state(self) -> dict[str, Any]:
         """Per stream: the mark, lines admitted at it, and lines admitted and dropped in all."""
         return {
             stream: {
                 "mark_ns": mark.ts,
-                "ties": mark.counted.total(),
+                "ties": mark.ties,
                 "admitted": mark.admitted,
                 "dropped": mark.dropped,
             }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from ..._retry import Backoff
 from ...core.ingest import Envelope
@@ -111,12 +111,14 @@ class Fleet:
 
     # -- lines ------------------------------------------------------------------------------
 
-    def emit_line(self, line: bytes, envelope: Envelope) -> None:
+    def emit_lines(self, batch: Sequence[tuple[bytes, Envelope]]) -> None:
+        """Emit ``batch`` in order, holding the source's emit for the whole of it."""
         emit = self.emit
         assert emit is not None  # set by run() before any follower starts
         with self._emit_lock:
-            self.health.line(line)
-            emit(line, envelope)
+            for line, envelope in batch:
+                emit(line, envelope)
+            self.health.lines_read(len(batch), sum(len(line) for line, _ in batch))
 
     # -- the end ----------------------------------------------------------------------------
 

@@ -237,9 +237,9 @@ class Follower:
             container.stream = stream
         try:
             for chunk in stream.chunks():
-                for msg in decoder.feed(chunk):
-                    if self._check(watch, msg):
-                        self._deliver(msg)
+                # A chunk's lines go to the state together: one hand-over per chunk, not
+                # one per line, between the followers that share the source.
+                self._deliver_all(self._checked(watch, decoder.feed(chunk)))
         except BODY_ERRORS as exc:
             return _Read(clean=False, lasted=stream.age(), error=str(broken(exc, what)))
         finally:
@@ -288,44 +288,50 @@ class Follower:
     def _resume_marks(self) -> dict[str, int]:
         return {name: int(s["mark_ns"]) for name, s in self._container.dedup.state().items()}
 
-    def _check(self, watch: RotationWatch, msg: LogMessage) -> bool:
-        """Whether to deliver ``msg``; a rotation gap goes into the health."""
+    def _checked(self, watch: RotationWatch, messages: list[LogMessage]) -> list[LogMessage]:
+        """The messages to deliver; a rotation gap goes into the health."""
         episodes = watch.episodes
-        keep = watch.see(msg)
+        see = watch.see
+        keep = [msg for msg in messages if see(msg)]
         if watch.episodes != episodes:
             fleet = self._fleet
             with fleet.lock:
-                fleet.health.gaps += 1
+                fleet.health.gaps += watch.episodes - episodes
                 if episodes == 0 and watch.first is not None:
                     fleet.health.error(watch.first)
         return keep
 
     def _deliver_all(self, messages: list[LogMessage]) -> None:
-        for msg in messages:
-            self._deliver(msg)
-
-    def _deliver(self, msg: LogMessage) -> None:
+        """Emit the new lines among ``messages``, in order, in one batch."""
         container = self._container
-        if msg.stream == "system":
-            text = msg.line.decode("utf-8", "replace").strip()
-            self._fleet.note(f"container {container.name}: the engine reported: {text}")
-            return
-        if not container.dedup.admit(msg):
-            return
-        if msg.truncated:
-            size = len(msg.line) + msg.truncated
-            self._fleet.note(
-                f"container {container.name}: a {msg.stream} line of {size} bytes was cut "
-                f"to its first {len(msg.line)} (max_line_bytes)"
+        admit = container.dedup.admit
+        source = f"docker:{container.name}"
+        batch: list[tuple[bytes, Envelope]] = []
+        for msg in messages:
+            if msg.stream == "system":
+                text = msg.line.decode("utf-8", "replace").strip()
+                self._fleet.note(f"container {container.name}: the engine reported: {text}")
+                continue
+            if not admit(msg):
+                continue
+            if msg.truncated:
+                size = len(msg.line) + msg.truncated
+                self._fleet.note(
+                    f"container {container.name}: a {msg.stream} line of {size} bytes was cut "
+                    f"to its first {len(msg.line)} (max_line_bytes)"
+                )
+            envelope = Envelope(
+                source, msg.stream, origin_ns=msg.ts_ns, unterminated=msg.unterminated
             )
-        envelope = Envelope(
-            f"docker:{container.name}",
-            msg.stream,
-            origin_ns=msg.ts_ns,
-            unterminated=msg.unterminated,
-        )
-        self._fleet.emit_line(msg.line, envelope)
-        container.delivered(msg.ts_ns, msg.stream)
+            batch.append((msg.line, envelope))
+        if not batch:
+            return
+        self._fleet.emit_lines(batch)
+        last: dict[str, int] = {}  # the newest line of each stream in the batch
+        for _, envelope in batch:
+            last[envelope.stream] = envelope.origin_ns or 0
+        for stream, ts in last.items():
+            container.delivered(ts, stream)
 
     def _unreadable(self, run: Run, exc: Unreadable) -> None:
         """Record a container whose logs the engine will not serve: a failure, never 0 lines."""

@@ -30,8 +30,7 @@ delivers twice is dropped by :mod:`.dedup`.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from ...exceptions import SourceError
 from .timestamps import TS_WINDOW, parse_timestamp
@@ -48,9 +47,8 @@ class DockerFramingError(SourceError, ValueError):
     non-TTY, a proxy that altered the body, or an engine speaking another format)."""
 
 
-@dataclass(frozen=True, slots=True)
-class LogMessage:
-    """One decoded line.
+class LogMessage(NamedTuple):
+    """One decoded line (a named tuple: one is made for every line read).
 
     ``stream`` is ``stdout``, ``stderr`` or ``system`` (the engine's in-band
     error text); ``ts_ns`` the engine's timestamp (a reassembled long line has
