@@ -37,7 +37,7 @@ import json
 import random
 import re
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -957,3 +957,67 @@ def test_10000_short_lines_in_64k_chunks_decode_exactly(tty: bool) -> None:
         for stream, ts, line in entries
         if stream == wanted
     ]
+
+
+# -- de-chunking a body read in bulk ------------------------------------------------------
+
+
+def _reads(body: bytes, sizes: list[int]) -> Callable[[int], bytes]:
+    """A ``read1`` that returns ``body`` in pieces of the given sizes, then b''."""
+    pieces: list[bytes] = []
+    pos = 0
+    for size in sizes:
+        pieces.append(body[pos : pos + size])
+        pos += size
+    pieces.append(body[pos:])
+    queue = [p for p in pieces if p]
+
+    def read1(n: int) -> bytes:
+        return queue.pop(0) if queue else b""
+
+    return read1
+
+
+def _chunked(*parts: bytes, trailer: bytes = b"0\r\n\r\n") -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + trailer
+
+
+def test_dechunk_joins_the_chunks_of_each_read() -> None:
+    from pytest_livecluster.sources.docker.engine import dechunk
+
+    body = _chunked(b"one\n", b"two\n", b"three\n")
+    assert list(dechunk(_reads(body, [len(body)]))) == [b"one\ntwo\nthree\n"]
+
+
+@pytest.mark.parametrize("cut", range(1, 40))
+def test_dechunk_gives_the_same_data_however_the_reads_split_the_body(cut: int) -> None:
+    """Every split point: inside a size line, inside data, inside a CRLF, in the trailer."""
+    from pytest_livecluster.sources.docker.engine import dechunk
+
+    parts = [b"alpha\n", b"b" * 17, b"\n", b"gamma;ext\n"]
+    body = _chunked(*parts)
+    assert b"".join(dechunk(_reads(body, [cut, 3, cut]))) == b"".join(parts)
+    one_byte = b"".join(dechunk(_reads(body, [1] * len(body))))
+    assert one_byte == b"".join(parts)
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"5\r\nabc", "ended before its last chunk"),
+        (_chunked(b"abc", trailer=b""), "ended before its last chunk"),
+        (b"zz\r\nabc\r\n0\r\n\r\n", "bad chunk size"),
+        (b"-3\r\nabc\r\n0\r\n\r\n", "bad chunk size"),
+        (b"3\r\nabcdef\r\n0\r\n\r\n", "data overruns"),
+        (b"3" * 2000, "no size line"),
+        (b"", "ended before its last chunk"),
+    ],
+    ids=["cut-in-data", "no-last-chunk", "not-hex", "negative", "overrun", "endless-size", "empty"],
+)
+def test_dechunk_raises_what_urllib3_would_on_a_broken_body(body: bytes, why: str) -> None:
+    import urllib3
+
+    from pytest_livecluster.sources.docker.engine import dechunk
+
+    with pytest.raises(urllib3.exceptions.ProtocolError, match=why):
+        b"".join(dechunk(_reads(body, [7])))

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 import docker
 import requests
+import urllib3
 from docker.transport.unixconn import (
     UnixHTTPAdapter,
     UnixHTTPConnection,
@@ -88,8 +89,18 @@ class Stream:
         self.opened = time.monotonic()
 
     def chunks(self) -> Iterator[bytes]:
-        """The body as it arrives; ends at the engine's end of body, raises if it broke."""
-        yield from self._response.raw.stream(_CHUNK, decode_content=False)
+        """The body as it arrives; ends at the engine's end of body, raises if it broke.
+
+        The engine sends a log as one HTTP chunk per line; urllib3 hands chunks
+        over one at a time, which costs a Python round per line. So a chunked
+        body not yet read is de-chunked here from what each socket read brings
+        (many lines at once); anything else is read through urllib3.
+        """
+        buffered = _unread_chunked_body(self._response)
+        if buffered is None:
+            yield from self._response.raw.stream(_CHUNK, decode_content=False)
+        else:
+            yield from dechunk(buffered.read1)
 
     def age(self) -> float:
         """Seconds since the response arrived."""
@@ -104,6 +115,81 @@ class Stream:
 
     def close(self) -> None:
         self._response.close()
+
+
+def _unread_chunked_body(response: requests.Response) -> Any:
+    """The buffered reader under a chunked body nothing has read yet, else None."""
+    raw = response.raw
+    inner = getattr(raw, "_fp", None)
+    reader = getattr(inner, "fp", None)
+    if (
+        getattr(raw, "chunked", False)
+        and getattr(inner, "chunked", False)
+        and getattr(inner, "chunk_left", 0) is None  # no chunk started yet
+        and callable(getattr(reader, "read1", None))
+        and not getattr(raw, "_decoded_buffer", None)
+    ):
+        return reader
+    return None
+
+
+def dechunk(read1: Any) -> Iterator[bytes]:
+    """The data of an HTTP/1.1 chunked body, read with ``read1`` (up to 64 KiB a call):
+    each yield is everything one read completed, across as many chunks as it held.
+
+    A body that ends before its last chunk, or framing that is not chunked
+    transfer coding, raises :class:`urllib3.exceptions.ProtocolError`, as
+    urllib3 itself would.
+    """
+    buf = b""
+    left = 0  # data bytes still due in the current chunk
+    crlf = False  # the CRLF after a chunk's data is still due
+    while True:
+        data = read1(_CHUNK)
+        if not data:
+            raise urllib3.exceptions.ProtocolError("the response ended before its last chunk")
+        buf = buf + data if buf else data
+        pos, end = 0, len(buf)
+        out: list[bytes] = []
+        while True:
+            if left:
+                take = min(left, end - pos)
+                out.append(buf[pos : pos + take])
+                pos += take
+                left -= take
+                if left:
+                    break
+                crlf = True
+            if crlf:
+                if end - pos < 2:
+                    break
+                if buf[pos : pos + 2] != b"\r\n":
+                    raise urllib3.exceptions.ProtocolError("bad chunked framing: data overruns")
+
+                pos += 2
+                crlf = False
+            nl = buf.find(b"\r\n", pos)
+            if nl < 0:
+                if end - pos > 1024:
+                    raise urllib3.exceptions.ProtocolError("bad chunked framing: no size line")
+                break
+            try:
+                size = int(buf[pos:nl].split(b";", 1)[0], 16)
+            except ValueError:
+                raise urllib3.exceptions.ProtocolError(
+                    f"bad chunk size {buf[pos:nl][:40]!r}"
+                ) from None
+            if size < 0:
+                raise urllib3.exceptions.ProtocolError(f"bad chunk size {size}")
+            pos = nl + 2
+            if size == 0:  # the last chunk: what follows is trailers, if anything
+                if out:
+                    yield b"".join(out)
+                return
+            left = size
+        buf = buf[pos:]
+        if out:
+            yield out[0] if len(out) == 1 else b"".join(out)
 
 
 def _socket_of(response: requests.Response) -> socket.socket | None:
