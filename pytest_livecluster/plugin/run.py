@@ -2,10 +2,12 @@
 
 :class:`LiveRun` owns the state, the collector, the recorder and the
 :class:`~pytest_livecluster.core.cluster.Cluster` the fixture hands out. The
-collector starts lazily, with the first test that needs the cluster, so an
-xdist controller (which runs no test) never follows the cluster unless it has
-a recording to write; every worker follows the cluster itself and sends its
-report to the controller, which prints it once.
+collector starts with the session, so the backlog is read while pytest
+collects; the first test that needs the cluster waits until it is settled, and
+a run in which no test needed it reports nothing of it. An xdist controller
+(which runs no test) never follows the cluster unless it has a recording to
+write; every worker follows the cluster itself and sends its report to the
+controller, which prints it once.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class LiveRun:
         self.invariants = _invariants.Invariants()
         self.cluster.on_invariant = self.invariants.register
         self.start_error: str | None = None
+        #: Whether a test needed the cluster (and start-up waited for it to settle).
+        self.settled = False
         self.settle_note: str | None = None
         self.report: RunReport | None = None
         self.worker_reports: dict[str, dict[str, Any]] = {}
@@ -98,18 +102,22 @@ class LiveRun:
         """Start following the cluster (once) and settle; raise if it cannot be followed."""
         __tracebackhide__ = True
         if self.collector is None:
-            self._start()
+            self._follow()
+        if not self.settled:
+            assert self.collector is not None
+            self.settled = True
+            self._settle(self.collector)
         if self.start_error is not None:
             pytest.fail(self.start_error, pytrace=False)
         return self.cluster
 
-    def _start(self) -> None:
+    def _follow(self) -> None:
+        """Start following the cluster (without waiting for it to settle)."""
         if self.settings.record and not self.is_worker:
             self.recorder = Recorder(self.settings.record)
             self.state.set_sink(self.recorder)
         self.collector = Collector(self.state, self._sources).start()
         self.cluster.collector = self.collector
-        self._settle(self.collector)
 
     def _settle(self, collector: Collector) -> None:
         settings = self.settings
@@ -170,8 +178,9 @@ class LiveRun:
         # pytest_sessionfinish, so the report, JUnit XML, recording and alerts are kept.
         self._restore_sigterm = install_sigterm_interrupt()
         # An xdist controller runs no test; it follows the cluster only to record it.
-        if self.is_controller and self.settings.record:
-            self._start()
+        # Any other process starts reading now, while pytest collects.
+        if not self.is_controller or self.settings.record:
+            self._follow()
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         t = self.settings.timing
@@ -338,7 +347,7 @@ class LiveRun:
         self.close()
         if self.is_controller:
             self.report = merge_worker_reports(self.worker_reports)
-        elif self.collector is not None:
+        elif self.collector is not None and self.settled:
             self.report = self._build_report()
         if self.is_worker:
             if self.report is not None:
