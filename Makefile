@@ -48,3 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_unused_plugin.py
 	$(BIN)/python benchmarks/bench_dockerframes.py
 	$(BIN)/python benchmarks/bench_windows.py
+	$(BIN)/python benchmarks/bench_views.py
+	$(BIN)/python benchmarks/bench_docker_backlog.py --containers 6 --lines 40000 --mode pytest
+	$(BIN)/python benchmarks/bench_docker_backlog.py --containers 10 --lines 50000 --mode collector
+	$(BIN)/python benchmarks/bench_docker_backlog.py --containers 1 --lines 50000 --mode collector --rounds 3
