@@ -7,16 +7,50 @@ the limits; for anything else it returns ``None`` and
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-# One translated copy serves two checks: digits become "0" (an integer orjson
-# cannot hold exactly has nineteen or more digits in a row) and "[" becomes "{"
-# (so one count bounds the nesting depth). It is several times faster than a
-# regular expression.
-_SCAN: Final = bytes.maketrans(b"123456789[", b"000000000{")
-_LONG_RUN: Final = b"0" * 19
+if TYPE_CHECKING:  # native integers when compiled; annotations only from source
+    from mypy_extensions import i64
+
+# An integer orjson cannot hold exactly (it becomes a rounded float) has at
+# least nineteen digits in a row.
+LONG_RUN: Final = 19
+_ZERO: Final = 48  # b"0"
+_NINE: Final = 57  # b"9"
+_BRACE: Final = 123  # b"{"
+_BRACKET: Final = 91  # b"["
+_loads: Final = orjson.loads  # one lookup, not one per line
+
+
+def plain_enough(line: bytes, max_depth: i64) -> bool:
+    """Whether ``line`` has at most ``max_depth`` opening brackets and no long digit run.
+
+    The count of ``{`` and ``[`` bounds the nesting depth from above, and a
+    run of fewer than :data:`LONG_RUN` digits is an integer orjson reads
+    exactly. Both are conservative: brackets and digits inside strings count
+    too, and such a line takes the slow, exact path. One pass over the bytes,
+    compiled to a C loop.
+    """
+    n: i64 = len(line)
+    opens: i64 = 0
+    run: i64 = 0
+    i: i64 = 0
+    while i < n:
+        c: i64 = line[i]
+        i += 1
+        if c > _NINE:  # letters, ":" and the brackets: the most common bytes
+            run = 0
+            if c in (_BRACE, _BRACKET):
+                opens += 1
+        elif c >= _ZERO:
+            run += 1
+            if run >= LONG_RUN:
+                return False
+        else:
+            run = 0
+    return opens <= max_depth
 
 
 def quick_shard(line: bytes, max_bytes: int, max_depth: int) -> dict[str, Any] | None:
@@ -24,12 +58,9 @@ def quick_shard(line: bytes, max_bytes: int, max_depth: int) -> dict[str, Any] |
     if len(line) > max_bytes:
         return None
     try:
-        obj = orjson.loads(line)
+        obj = _loads(line)
     except orjson.JSONDecodeError:
         return None
-    if type(obj) is not dict:
-        return None
-    scan = line.translate(_SCAN)
-    if scan.count(b"{") > max_depth or _LONG_RUN in scan:
+    if type(obj) is not dict or not plain_enough(line, max_depth):
         return None
     return obj

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..exceptions import ConfigError
 from . import jsonutil
@@ -32,14 +32,45 @@ from .entry import UNLIMITED, JournalEntry
 from .ingest import BOM, DIRECT, Envelope, Limits, Rejection, parse_shard
 from .paths import Pattern, parse_pattern
 
-__all__ = ["EVICTED", "UNLIMITED", "Engine", "Observer", "Sink", "copy_json", "merge_patch"]
+if TYPE_CHECKING:  # native integers when compiled; annotations only from source
+    from mypy_extensions import i64
+
+__all__ = [
+    "EVICTED",
+    "UNLIMITED",
+    "Engine",
+    "JournalRow",
+    "Observer",
+    "Sink",
+    "copy_json",
+    "merge_patch",
+]
 _time_ns: Final = time.time_ns
 _NULL: Final = b"null"
 _BOM_FIRST: Final = 0xEF
 
 Sink = Callable[[int, int, Envelope, bytes], None]
-JournalRow = tuple[int, int, Envelope, bytes]  # seq, recv_ns, envelope, raw
 RejectedRow = tuple[int, int, Envelope, str, str, str]  # seq, recv_ns, envelope, reason, ...
+
+
+class JournalRow:
+    """One kept accepted line, as the journal holds it.
+
+    A compiled class keeps ``seq`` and ``recv_ns`` unboxed inside the row:
+    one object per line instead of a tuple and two integers, which matters
+    when the oldest row, cold in memory, is dropped for each new one.
+    """
+
+    __slots__ = ("envelope", "raw", "recv_ns", "seq")
+
+    def __init__(self, seq: i64, recv_ns: i64, envelope: Envelope, raw: bytes) -> None:
+        self.seq = seq
+        self.recv_ns = recv_ns
+        self.envelope = envelope
+        self.raw = raw
+
+    def entry(self) -> JournalEntry:
+        return JournalEntry(self.seq, self.recv_ns, self.envelope, self.raw)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -254,6 +285,7 @@ class Engine:
         self._root: dict[str, Any] = {}
         self._base: dict[Hashable, Any] = {}  # counters folded out of evicted subtrees
         self._journal: collections.deque[JournalRow] = collections.deque(maxlen=journal_size)
+        self._journal_size = journal_size
         # The journal is bounded in bytes too: a few huge lines must not hold gigabytes.
         self._journal_max_bytes = journal_bytes
         self._journal_bytes = 0
@@ -284,7 +316,9 @@ class Engine:
         if shard is None:
             shard = parse_shard(line, self.limits)
         recv_ns = _time_ns()
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # cheaper than ``with`` once compiled
+        try:
             self._seq = seq = self._seq + 1
             if self._sink is not None:
                 self._sink(seq, recv_ns, envelope, line)
@@ -295,6 +329,8 @@ class Engine:
             if line[0] == _BOM_FIRST and line.startswith(BOM):
                 self._bom += 1
             _accept(self, shard, seq, recv_ns, envelope, line)
+        finally:
+            lock.release()
         return True
 
     def merge(self, shard: Mapping[str, Any], envelope: Envelope = DIRECT) -> None:
@@ -336,12 +372,12 @@ def _accept(
     else:
         _merge(engine, engine._root, shard, node, (), line)
     journal = engine._journal
-    if len(journal) == journal.maxlen:  # the append below drops the oldest entry
-        engine._journal_bytes -= len(journal[0][3])
-    journal.append((seq, recv_ns, envelope, line))
+    if len(journal) == engine._journal_size:  # the append below drops the oldest entry
+        engine._journal_bytes -= len(journal[0].raw)
+    journal.append(JournalRow(seq, recv_ns, envelope, line))
     engine._journal_bytes += len(line)
     while engine._journal_bytes > engine._journal_max_bytes and len(journal) > 1:
-        engine._journal_bytes -= len(journal.popleft()[3])
+        engine._journal_bytes -= len(journal.popleft().raw)
     engine._accepted += 1
     engine.version += 1
     if engine._ttls and engine._accepted % Engine.EVICT_EVERY == 0:

@@ -11,6 +11,6 @@ for how the compiled build or the source is chosen).
 from __future__ import annotations
 
 from . import _native  # noqa: F401  (chooses the engine's build before its first import)
-from ._fastpath import quick_shard
+from ._fastpath import LONG_RUN, plain_enough, quick_shard
 
-__all__ = ["quick_shard"]
+__all__ = ["LONG_RUN", "plain_enough", "quick_shard"]

@@ -343,17 +343,17 @@ class State(Engine):
         """The kept accepted lines with an ingest number above ``since_seq``, oldest first."""
         _read(_WHOLE)
         with self._lock:
-            entries = [e for e in self._journal if e[0] > since_seq]
-        return [JournalEntry(*e) for e in entries]
+            rows = [row for row in self._journal if row.seq > since_seq]
+        return [row.entry() for row in rows]
 
     def last_writes(self, *path: Hashable, limit: int = 5) -> list[JournalEntry]:
         """The newest kept shards that wrote ``path`` (or below, or an ancestor), newest first."""
         _read(_WHOLE)
         with self._lock:
-            entries = list(self._journal)
+            rows = list(self._journal)
         found: list[JournalEntry] = []
-        for raw in reversed(entries):
-            entry = JournalEntry(*raw)
+        for row in reversed(rows):
+            entry = row.entry()
             if entry.touches(path):
                 found.append(entry)
                 if len(found) == limit:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_livecluster import ConfigError, Envelope, Limits, State, merge_patch
+from pytest_livecluster.core.fastpath import LONG_RUN, plain_enough, quick_shard
 from pytest_livecluster.core.ingest import BOM, DEFAULT_LIMITS, REASONS, Rejection, parse_shard
 
 SEED = b'{"scraper-1": {"msg": "Hello World"}, "n": 1}'
@@ -255,6 +257,35 @@ BIG_INTS = [
     10**30,
     -(10**100),
 ]
+
+
+def _plain_enough_reference(line: bytes, max_depth: int) -> bool:
+    """The fast path's rule, written the obvious way."""
+    opens = line.count(b"{") + line.count(b"[")
+    longest = max((len(run) for run in re.findall(rb"[0-9]+", line)), default=0)
+    return opens <= max_depth and longest < LONG_RUN
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(st.sampled_from([b"0", b"9", b"5", b"{", b"[", b"}", b'"', b"a", b"/", b":"])).map(
+        b"".join
+    ),
+    st.integers(min_value=0, max_value=8),
+)
+def test_the_fast_paths_scan_counts_brackets_and_digit_runs_exactly(
+    line: bytes, max_depth: int
+) -> None:
+    assert plain_enough(line, max_depth) == _plain_enough_reference(line, max_depth)
+
+
+@pytest.mark.parametrize("digits", [17, 18, 19, 20])
+def test_a_digit_run_of_nineteen_takes_the_exact_path(digits: int) -> None:
+    line = b'{"a": 1' + b"2" * (digits - 1) + b"}"
+    assert plain_enough(line, 64) is (digits < LONG_RUN)
+    assert quick_shard(line, 1 << 20, 64) == (
+        {"a": int("1" + "2" * (digits - 1))} if digits < LONG_RUN else None
+    )
 
 
 @pytest.mark.parametrize("value", BIG_INTS)
