@@ -27,7 +27,8 @@ $(STAMP): pyproject.toml setup.py build_backend/livecluster_build.py $(COMPILED)
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m pytest example_suite --live-cluster=sim --live-report=out/livecluster.json
+	$(BIN)/python -m pytest example_suite --live-cluster=sim --live-report=out/livecluster.json \
+		--live-html=out/livecluster.html
 
 replay: $(STAMP)
 	$(BIN)/livecluster state file:example_suite/recordings/staging-sample.ndjson \

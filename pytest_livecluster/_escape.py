@@ -14,12 +14,14 @@ medium; none escapes on its own.
 - :func:`markdown`: GitHub-flavoured Markdown, also inside a table cell;
   :func:`markdown_code` the same as a code span (ids, patterns);
 - :func:`slack`: Slack's mrkdwn;
+- :func:`html`: HTML text and (quoted) attribute values, inline SVG's
+  ``<text>`` and ``<title>`` included;
 - :func:`alertmanager_matcher`: a quoted value in an Alertmanager label
   matcher (a cluster name in the ``filter`` of its API).
 
 :func:`terminal` is idempotent (its output has nothing left to escape), so
-text escaped twice for a terminal reads the same. :func:`markdown` and
-:func:`slack` are not (``&`` becomes ``&amp;``, then ``&amp;amp;``): the
+text escaped twice for a terminal reads the same. :func:`markdown`,
+:func:`slack` and :func:`html` are not (``&`` becomes ``&amp;``, then ``&amp;amp;``): the
 printer of that medium calls them once, on the raw text.
 """
 
@@ -29,7 +31,7 @@ import itertools
 import re
 from typing import Final
 
-__all__ = ["alertmanager_matcher", "markdown", "markdown_code", "slack", "terminal"]
+__all__ = ["alertmanager_matcher", "html", "markdown", "markdown_code", "slack", "terminal"]
 
 # Characters a terminal acts on instead of showing: C0 (but \n and \t), DEL, C1.
 _CONTROLS: Final = (*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0))
@@ -60,6 +62,12 @@ _MARKDOWN: Final = str.maketrans(
     }
 )
 _SLACK: Final = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# HTML: the five characters with a meaning in text or a quoted attribute, by entity; lone
+# surrogates (which no UTF-8 page can hold) as visible escapes, like the controls.
+_HTML_SPECIAL: Final = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"}
+_SURROGATES: Final = {c: _visible(c) for c in range(0xD800, 0xE000)}
+_HTML: Final = str.maketrans({**_TERMINAL, **_SURROGATES, **_HTML_SPECIAL})
+_HTML_ONE_LINE: Final = str.maketrans({**_ONE_LINE, **_SURROGATES, **_HTML_SPECIAL})
 _BACKTICKS: Final = re.compile("`+")
 
 
@@ -108,6 +116,19 @@ def slack(text: str) -> str:
     to stop links, mentions (``<!channel>``) and user references.
     """
     return terminal(text).translate(_SLACK)
+
+
+def html(text: str, *, one_line: bool = False) -> str:
+    """``text`` as literal HTML: terminal escapes, then ``&``, ``<``, ``>``, ``"`` and ``'``.
+
+    Safe as element text (SVG ``<text>`` and ``<title>`` included) and as a
+    quoted attribute value: no tag, entity or attribute can be opened, and
+    no control, bidi or lone surrogate character reaches the page (each
+    shows as its escape, as :func:`terminal` writes it). ``one_line`` as for
+    :func:`terminal`. Not for a URL, a script or a style: nothing here writes
+    log text there.
+    """
+    return text.translate(_HTML_ONE_LINE if one_line else _HTML)
 
 
 def alertmanager_matcher(text: str) -> str:

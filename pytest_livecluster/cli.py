@@ -6,6 +6,10 @@ JSON (sorted keys) on standard output and a one-line summary on standard
 error. ``--totals PATTERN`` adds counter totals: the output becomes
 ``{"state": ..., "totals": {PATTERN: N}}``.
 
+``livecluster report SPEC... --html OUT.html [--json OUT.json]`` reads the
+sources (a recording, typically) to their end and writes the run report the
+live run would have written: the page, the JSON, or both.
+
 ``livecluster tail SPEC...`` prints every line as it arrives, each shard
 flattened into ``path = value`` assignments, until interrupted.
 """
@@ -76,6 +80,34 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="give up waiting for the sources after SECONDS (exit 1)",
     )
+    report = sub.add_parser(
+        "report", help="read a recording (or any sources) and write the run report offline"
+    )
+    report.add_argument("specs", nargs="+", metavar="SPEC", help="sources, e.g. run.ndjson")
+    report.add_argument("--html", metavar="OUT", help="write the report as an HTML page to OUT")
+    report.add_argument("--json", metavar="OUT", help="write the JSON report to OUT")
+    report.add_argument(
+        "--counter",
+        action="append",
+        default=None,
+        metavar="PATTERN",
+        help="a counter pattern (repeatable; default: the methodology's item and receipt counters)",
+    )
+    report.add_argument(
+        "--stale-after",
+        type=_positive,
+        default=30.0,
+        metavar="SECONDS",
+        help="an intent not received this long after it was set is stale (default 30)",
+    )
+    report.add_argument("--name", default="", help="the cluster's name in the report")
+    report.add_argument(
+        "--until-idle",
+        type=_positive,
+        default=2.0,
+        metavar="SECONDS",
+        help="with live sources, report once no line has arrived for SECONDS (default 2)",
+    )
     tail = sub.add_parser("tail", help="print lines and state changes as they arrive")
     tail.add_argument("specs", nargs="+", metavar="SPEC", help="sources, e.g. http://h:8080/logs")
     tail.add_argument("--raw", action="store_true", help="print raw lines, not path = value")
@@ -93,6 +125,8 @@ def _positive(text: str) -> float:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "report":
+            return _report(args)
         return _tail(args) if args.command == "tail" else _state(args)
     except ConfigError as exc:
         print(f"livecluster: error: {exc}", file=sys.stderr)
@@ -136,6 +170,59 @@ def _state(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     # A damaged recording is not the state it claims to be: say so in the exit status.
+    return 1 if collector.failures or damaged else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``livecluster report``: the run report of a recording, as the live run would write it."""
+    from ._files import check_writable, same_file, write_atomic
+    from .core.waiting import TestTiming
+    from .methodology.cluster import MethodologyCluster
+    from .methodology.page import render_page
+    from .methodology.schema import COUNTER_PATTERNS
+    from .methodology.sections import report_sections
+    from .plugin.report import build_report
+
+    if not args.html and not args.json:
+        raise ConfigError("livecluster report: give --html OUT, --json OUT or both")
+    outputs = (("--html", args.html), ("--json", args.json))
+    for flag, path in [(flag, path) for flag, path in outputs if path]:
+        check_writable(path, flag)
+        for spec in args.specs:
+            replayed = spec.removeprefix("file:")
+            if replayed != "-" and same_file(replayed, path):
+                raise ConfigError(f"{flag}: {path!r} is a recording this report reads")
+    if args.html and args.json and same_file(args.html, args.json):
+        raise ConfigError(f"--html and --json are the same file: {args.html!r}")
+    counters = tuple(args.counter) if args.counter else COUNTER_PATTERNS
+    state = State(counters=counters)
+    cluster = MethodologyCluster(state, None, TestTiming(30.0, 0.0, 0.5))
+    sources = parse_specs(args.specs)
+    collector = Collector(state, sources).start()
+    try:
+        if all(source.finite for source in sources):
+            collector.wait_finished()
+        else:
+            collector.wait_idle(args.until_idle)
+    finally:
+        collector.close()
+    cluster.collector = collector
+    history = cluster.history
+    sections = report_sections(
+        cluster.views, history, stale_after=args.stale_after, now=history.last
+    )
+    report = build_report(
+        state, collector, cluster=args.name, counters=counters, sections=sections
+    ).as_dict()
+    if args.json:
+        write_atomic(args.json, jsonutil.dumps(report, indent=True) + b"\n")
+        print(f"livecluster: wrote the JSON report to {args.json}", file=sys.stderr)
+    if args.html:
+        write_atomic(args.html, render_page(report))
+        print(f"livecluster: wrote the HTML report to {args.html}", file=sys.stderr)
+    for failure in collector.failures:
+        print(f"livecluster: source failed: {failure}", file=sys.stderr)
+    damaged = _report_damaged(sources)
     return 1 if collector.failures or damaged else 0
 
 

@@ -216,6 +216,8 @@ class Alerter:
         self.last: AlertRound | None = None
         self.count = 0
         self.notes: list[str] = [self.ledger.load_error] if self.ledger.load_error else []
+        #: One-line facts about the cluster (name -> text), added to every alert's annotations.
+        self.context: dict[str, str] = {}
 
     def round(
         self,
@@ -330,6 +332,8 @@ class Alerter:
         if details:
             # Cut before escaping, so an escape is never cut in half.
             annotations["description"] = terminal(details[:_DETAILS_CHARS])
+        for name, text in self.context.items():
+            annotations.setdefault(name, terminal(text, one_line=True))
         if self.report_path:
             annotations["report"] = self.report_path
         if self.link:

@@ -13,12 +13,14 @@ with another methodology implements to hand out its own subclass.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from ..core.cluster import Cluster
 from ..core.collector import Collector
 from ..core.state import State
 from ..core.waiting import TestTiming
+from .history import history_of
 from .schema import Methodology
 from .views import Counts, ErrorGroup, IntentView, Views
 
@@ -38,6 +40,17 @@ class MethodologyCluster(Cluster):
         super().__init__(state, collector, timing)
         self.methodology = methodology or Methodology()
         self.views = Views(state, self.methodology, self.origin_labels, self.host_of)
+        #: Counters, errors and source lines over time (the report's throughput and page).
+        self.history = history_of(state, self.methodology)
+
+    def begin_test(self, timing: TestTiming) -> None:
+        super().begin_test(timing)
+        self.note_sources()
+
+    def note_sources(self) -> None:
+        """Put the sources' reconnects and gaps since the last call into the history, now."""
+        if self.collector is not None:
+            self.history.note_sources(time.time(), [h.as_dict() for h in self.collector.health()])
 
     def intent(self, iid: str) -> IntentView | None:
         """The intent ``iid``: host, module, who answered, its phase and since when."""

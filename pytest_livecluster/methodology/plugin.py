@@ -10,7 +10,7 @@ Everything heavy is imported when a run actually follows a cluster.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -60,7 +60,25 @@ def pytest_livecluster_report(config: pytest.Config, cluster: Cluster) -> list[S
 
     if not isinstance(cluster, MethodologyCluster):
         return []  # a project's own cluster: its own plugin reports on it
-    return report_sections(cluster.views, stale_after=_settings(config).stale_after)
+    cluster.note_sources()
+    return report_sections(
+        cluster.views, cluster.history, stale_after=_settings(config).stale_after
+    )
+
+
+def pytest_livecluster_status(config: pytest.Config, cluster: Cluster) -> dict[str, str]:
+    from .cluster import MethodologyCluster
+    from .sections import status_line
+
+    if not isinstance(cluster, MethodologyCluster):
+        return {}
+    return {"throughput": status_line(cluster.history)}
+
+
+def pytest_livecluster_html(config: pytest.Config, report: dict[str, Any]) -> str | None:
+    from .page import render_page
+
+    return render_page(report)
 
 
 @pytest.fixture(scope="session")

@@ -14,10 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["FIELDS", "KEY_NAMES", "ROLE_LABEL", "Keys", "Methodology"]
+__all__ = ["COUNTER_PATTERNS", "FIELDS", "KEY_NAMES", "ROLE_LABEL", "Keys", "Methodology"]
 
 #: The counters a scraper reports per intent and domain under ``item_scraped``.
 FIELDS: Final = ("tries", "time_spent", "item_collected", "item_sent_tries", "item_sent", "errors")
+
+#: The counter patterns of the seed's layout: scrapers' items and spotters' receipts.
+COUNTER_PATTERNS: Final = (
+    "intents.*.resolution.*.item_scraped.*",
+    "intents.*.resolution.*.received",
+)
 
 #: The container (or service) label that names a host's role.
 ROLE_LABEL: Final = "livecluster.role"

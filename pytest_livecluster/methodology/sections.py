@@ -6,16 +6,37 @@ any other plugin's sections would be.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Final
 
 from ..plugin.report import Section
-from .views import Phase, Views
+from .history import History
+from .views import IntentView, Phase, Views
 
-__all__ = ["report_sections"]
+__all__ = [
+    "TIMELINE_LIMIT",
+    "intent_timeline",
+    "report_sections",
+    "status_line",
+    "throughput_section",
+]
+
+#: The most intents the report's timeline lists (stuck and stale ones first).
+TIMELINE_LIMIT: Final = 300
 
 
-def report_sections(views: Views, *, stale_after: float) -> list[Section]:
-    """The methodology's part of the run report: blades, intents, counts, errors."""
+def report_sections(
+    views: Views,
+    history: History | None = None,
+    *,
+    stale_after: float,
+    now: float | None = None,
+) -> list[Section]:
+    """The methodology's part of the run report: blades, intents, throughput, counts, errors.
+
+    ``now`` is the time intents' ages are measured at: the clock in a live
+    run, the end of the recording when one is replayed.
+    """
     sections: list[Section] = []
     hellos = views.hellos()
     if hellos:
@@ -28,7 +49,7 @@ def report_sections(views: Views, *, stale_after: float) -> list[Section]:
         phases: dict[Phase, list[str]] = {phase: [] for phase in Phase}
         for view in scrapes:
             phases[view.phase].append(view.id)
-        stale = views.stale(stale_after)
+        stale = views.stale(stale_after, now=now)
         lines = [f"{phase}: {len(ids)}" for phase, ids in phases.items()]
         landed = [v.id for v in updates if views.module_updated(v.id)]
         pending = [v.id for v in updates if v.id not in landed]
@@ -44,8 +65,13 @@ def report_sections(views: Views, *, stale_after: float) -> list[Section]:
             "by_phase": {str(p): ids for p, ids in phases.items()},
             "module_updates": {"landed": landed, "pending": pending},
             "stale": [v.id for v in stale],
+            "timeline": intent_timeline(views, intents, stale_after=stale_after, now=now),
         }
         sections.append(Section("intents", lines, data))
+    if history is not None:
+        section = throughput_section(history, now=now)
+        if section is not None:
+            sections.append(section)
     counts = views.counts()
     if counts.sent or counts.received:
         lines = [
@@ -87,6 +113,99 @@ def report_sections(views: Views, *, stale_after: float) -> list[Section]:
         ]
         sections.append(Section("errors", lines, data))
     return sections
+
+
+def intent_timeline(
+    views: Views,
+    intents: list[IntentView],
+    *,
+    stale_after: float,
+    now: float | None = None,
+    limit: int = TIMELINE_LIMIT,
+) -> list[dict[str, Any]]:
+    """Each intent's times: set, each host's first answer, the first spotter receipt.
+
+    ``stuck``: still short of its final phase ``stale_after`` seconds after it
+    entered its current one; ``stale``: first seen more than ``stale_after``
+    seconds ago and not done; ``late``: received, but more than
+    ``stale_after`` seconds after it was set. At most ``limit`` intents:
+    stuck, stale and late first, then the newest.
+    """
+    now = time.time() if now is None else now
+    times = views.facts.timelines([v.id for v in intents])
+    rows: list[dict[str, Any]] = []
+    for view in intents:
+        done = view.phase is Phase.SPOTTER_RECEIVING or (
+            view.kind == "update" and views.module_updated(view.id)
+        )
+        answered = {h: t for h, t in times.get(view.id, {}).items() if h}
+        receipts = [answered[h] for h in view.spotters if h in answered]
+        received = min(receipts) if receipts else None
+        in_phase = view.in_phase_for(now)
+        took = (
+            received - view.first_seen
+            if received is not None and view.first_seen is not None
+            else None
+        )
+        rows.append(
+            {
+                "id": view.id,
+                "kind": "update" if view.kind == "update" else "scrape",
+                "host": view.host,
+                "module": view.module,
+                "set": view.first_seen,
+                "answered": answered,
+                "received": received,
+                "phase": str(view.phase),
+                "done": done,
+                "stuck": not done and in_phase is not None and in_phase > stale_after,
+                "stale": not done and (view.age(now) or 0) > stale_after,
+                "late": took is not None and took > stale_after,
+            }
+        )
+    rows.sort(key=lambda r: (not (r["stuck"] or r["stale"] or r["late"]), -(r["set"] or 0)))
+    return rows[:limit]
+
+
+def throughput_section(history: History, *, now: float | None = None) -> Section | None:
+    """The cluster's current perf status: items per second, last minute and whole run."""
+    rates = history.rates(now)
+    data = {"rates": rates, "history": history.series()}
+    recent, run = rates["last_minute"], rates["run"]
+    if not any(run[k] for k in ("collected", "sent", "received")):
+        return Section("throughput", [], data) if data["history"]["points"] else None
+    window = f"{rates['window_s']:g} s"
+    lines = [
+        f"items/s over the last {window}: {_rate_line(recent)}",
+        f"items/s over the run: {_rate_line(run)}",
+    ]
+    for host, row in run["by_scraper"].items():
+        last = recent["by_scraper"].get(host, {})
+        lines.append(
+            f"scraper {host}: collected {last.get('collected', 0):,.2f}/s, "
+            f"sent {last.get('sent', 0):,.2f}/s (last {window}); "
+            f"run {row['collected']:,.2f}/s, {row['sent']:,.2f}/s"
+        )
+    for host, row in run["by_spotter"].items():
+        last = recent["by_spotter"].get(host, {})
+        lines.append(
+            f"spotter {host}: received {last.get('received', 0):,.2f}/s (last {window}); "
+            f"run {row.get('received', 0):,.2f}/s"
+        )
+    return Section("throughput", lines, data)
+
+
+def status_line(history: History, *, now: float | None = None) -> str:
+    """The current perf status in one line, for alerts."""
+    rates = history.rates(now)
+    return (
+        f"items/s over the last {rates['window_s']:g} s: {_rate_line(rates['last_minute'])}; "
+        f"over the run: {_rate_line(rates['run'])}"
+    )
+
+
+def _rate_line(rates: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {rates[k]:,.2f}" for k in ("collected", "sent", "received"))
 
 
 def _fmt(value: int | float) -> str:

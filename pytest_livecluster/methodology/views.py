@@ -246,14 +246,19 @@ class Views:
         return out
 
     def stale(
-        self, older_than: float, reached: Phase = Phase.SPOTTER_RECEIVING
+        self,
+        older_than: float,
+        reached: Phase = Phase.SPOTTER_RECEIVING,
+        *,
+        now: float | None = None,
     ) -> list[IntentView]:
         """Intents first seen more than ``older_than`` s ago that have not reached ``reached``.
 
         A module update intent (``kind: update``) is never received by a spotter;
-        it counts as done once the blade reports the new module.
+        it counts as done once the blade reports the new module. Ages are
+        measured at ``now`` (the clock by default; a replay passes its end).
         """
-        now = time.time()
+        now = time.time() if now is None else now
         return [
             v
             for v in self.intents()

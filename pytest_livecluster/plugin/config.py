@@ -88,6 +88,15 @@ OPTIONS: Final = (
         "PATH",
     ),
     Option(
+        "html",
+        "livecluster_html",
+        "write the run report as one self-contained HTML page to PATH",
+        "string",
+        None,
+        "--live-html",
+        "PATH",
+    ),
+    Option(
         "record",
         "livecluster_record",
         "write every line the run read to PATH (a recording)",
@@ -239,6 +248,7 @@ class Settings:
     settle_quiet: float
     report: str | None
     record: str | None
+    html: str | None
     counters: tuple[str, ...]
     ttl: Mapping[str, float]
     limits: Limits
@@ -323,6 +333,9 @@ def resolve(config: pytest.Config) -> Settings:
         settle_quiet=positive("settle_quiet"),
         report=_output_path(_name("report"), raw["report"]) if on else raw["report"] or None,
         record=_record_path(raw["record"], specs) if on else raw["record"] or None,
+        html=_html_path(raw["html"], raw["report"], raw["record"], specs)
+        if on
+        else raw["html"] or None,
         counters=counters,
         ttl=ttl,
         limits=Limits(
@@ -405,6 +418,24 @@ def _output_path(name: str, value: Any) -> str | None:
     return str(value)
 
 
+def _html_path(value: Any, report: Any, record: Any, specs: tuple[str, ...]) -> str | None:
+    """``--live-html``: writable, and none of the run's other files or its recordings."""
+    html = _output_path(_name("html"), value)
+    if html is None:
+        return None
+    from .._files import same_file
+
+    others = [(_name("report"), report), (_name("record"), record)]
+    others += [(f"the replayed recording {spec.strip()!r}", _replayed(spec)) for spec in specs]
+    for what, other in others:
+        if other and other != "-" and same_file(str(other), html):
+            raise ConfigError(
+                f"{_name('html')}: {html!r} is also {what}: writing the page there would "
+                "overwrite it; write the page to another path"
+            )
+    return html
+
+
 def _record_path(value: Any, specs: tuple[str, ...]) -> str | None:
     """``--live-record``: writable, and not a recording this run replays (it would be wiped)."""
     from .._files import same_file
@@ -413,13 +444,19 @@ def _record_path(value: Any, specs: tuple[str, ...]) -> str | None:
     if record is None:
         return None
     for spec in specs:
-        replayed = spec.strip().removeprefix("file:") if spec.strip().startswith("file:") else ""
+        replayed = _replayed(spec)
         if replayed and replayed != "-" and same_file(replayed, record):
             raise ConfigError(
                 f"{_name('record')}: {record!r} is the recording this run replays "
                 f"({spec.strip()!r}): recording onto it would wipe it; record to another path"
             )
     return record
+
+
+def _replayed(spec: str) -> str:
+    """The path a ``file:`` source spec replays ("" for other kinds)."""
+    spec = spec.strip()
+    return spec.removeprefix("file:") if spec.startswith("file:") else ""
 
 
 def _name(dest: str) -> str:

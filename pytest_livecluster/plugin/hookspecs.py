@@ -7,7 +7,7 @@ another methodology would, from its ``conftest.py`` or its own plugin.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -46,4 +46,26 @@ def pytest_livecluster_projections(config: pytest.Config, state: State) -> list[
     Called once, before the first line is read, so each projection sees every
     shard (see :mod:`pytest_livecluster.core.projection`). Keep a reference to
     what you return, or find it again with ``cluster.state.projections()``.
+    """
+
+
+@pytest.hookspec
+def pytest_livecluster_status(config: pytest.Config, cluster: Cluster) -> dict[str, str] | None:
+    """Return one-line facts about the cluster now, by name (e.g. ``throughput``).
+
+    Asked before each alert round: every alert the round sends carries them
+    as annotations, so a page says how the cluster was doing, not only what
+    failed. Keep them cheap and short; the methodology's plugin gives the
+    current items per second.
+    """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_livecluster_html(config: pytest.Config, report: dict[str, Any]) -> str | None:
+    """Return the run report as one self-contained HTML page (``--live-html``).
+
+    ``report`` is the JSON report's content (:meth:`RunReport.as_dict`). The
+    first implementation that returns a page wins; the methodology's plugin
+    draws its throughput, intents, errors, sources and tests on one time axis.
+    The run writes the page (at the end, and after each watch round).
     """

@@ -20,7 +20,7 @@ import pytest
 from ..alerts import TestOutcome
 from ..exceptions import EventuallyFailed
 
-__all__ = ["LIVE_ATTR", "headline", "is_live", "outcomes", "tag_report"]
+__all__ = ["LIVE_ATTR", "TestTimeline", "headline", "is_live", "outcomes", "tag_report"]
 
 LIVE_ATTR = "livecluster"
 _MODULE = re.compile(r"^(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*(?::|$))")
@@ -92,3 +92,46 @@ def outcomes(reports: Iterable[pytest.TestReport]) -> list[TestOutcome]:
         for nodeid, seen in by_test.items()
         if seen["failed"] or seen["ran"]
     ]
+
+
+class TestTimeline:
+    """When each live test ran and how it ended: a row per test, its latest run.
+
+    Fed every test report (setup, call, teardown); a test's row starts at its
+    setup and ends with its teardown. ``outcome`` is ``failed`` when the call
+    failed, ``error`` when setup or teardown did, else ``skipped`` or
+    ``passed``. At most :attr:`limit` rows are kept (the latest).
+    """
+
+    __test__ = False  # not a test class, whatever pytest's collection thinks of the name
+
+    def __init__(self, limit: int = 2000) -> None:
+        self.limit = limit
+        self._rows: dict[str, dict[str, Any]] = {}
+
+    def note(self, report: pytest.TestReport) -> None:
+        if not isinstance(getattr(report, LIVE_ATTR, None), dict):
+            return
+        start = float(getattr(report, "start", 0.0) or 0.0)
+        stop = float(getattr(report, "stop", 0.0) or 0.0)
+        row = self._rows.get(report.nodeid)
+        if report.when == "setup" or row is None:
+            self._rows.pop(report.nodeid, None)  # a rerun (watch mode) moves to the end
+            row = self._rows[report.nodeid] = {
+                "nodeid": report.nodeid,
+                "start": start,
+                "stop": stop,
+                "outcome": "passed",
+                "message": "",
+            }
+            while len(self._rows) > self.limit:
+                del self._rows[next(iter(self._rows))]
+        row["stop"] = max(row["stop"], stop)
+        if report.failed and row["outcome"] not in ("failed", "error"):
+            row["outcome"] = "failed" if report.when == "call" else "error"
+            row["message"] = headline(report)[0]
+        elif report.skipped and row["outcome"] == "passed":
+            row["outcome"] = "skipped"
+
+    def as_list(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._rows.values()]

@@ -143,6 +143,8 @@ class RunReport:
     failures: list[str]
     sections: list[Section] = field(default_factory=list)
     workers: dict[str, int] = field(default_factory=dict)
+    #: When each live test ran and how it ended (see :class:`.outcomes.TestTimeline`).
+    tests: list[dict[str, Any]] = field(default_factory=list)
     generated: str = field(
         default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     )
@@ -163,6 +165,7 @@ class RunReport:
                 "rejected_samples": [asdict(r) for r in self.rejected_samples],
                 "failures": self.failures,
                 "workers": self.workers,
+                "tests": self.tests,
                 "sections": [s.as_dict() for s in self.sections],
             }
         )
@@ -178,6 +181,7 @@ class RunReport:
             rejected_samples=[RejectedSample(**r) for r in data["rejected_samples"]],
             failures=list(data["failures"]),
             sections=[Section(s["title"], list(s["lines"]), s["data"]) for s in data["sections"]],
+            tests=list(data.get("tests", [])),
             generated=data["generated"],
         )
 

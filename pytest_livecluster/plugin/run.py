@@ -36,7 +36,7 @@ from ..exceptions import LiveClusterError
 from ..sources import parse_specs
 from . import invariants as _invariants
 from .config import Settings
-from .outcomes import LIVE_ATTR, outcomes, tag_report
+from .outcomes import LIVE_ATTR, TestTimeline, outcomes, tag_report
 from .report import RunReport, Section, build_report, merge_worker_reports
 from .signals import install_sigterm_interrupt
 
@@ -91,6 +91,8 @@ class LiveRun:
         self.warnings: list[str] = []
         self._restore_sigterm: Callable[[], None] = lambda: None
         self._live_reports: list[pytest.TestReport] = []
+        #: When each live test ran and how it ended (the page's tests timeline).
+        self.tests = TestTimeline()
         self.worker_sources: list[SourceObservation] = []
         self.worker_invariants: list[list[_invariants.Judged]] = []
         # Build the sources now, so a bad spec is a usage error before any test runs.
@@ -260,6 +262,7 @@ class LiveRun:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.alerter is not None and not self.watching and hasattr(report, LIVE_ATTR):
             self._live_reports.append(report)
+        self.tests.note(report)
 
     # -- what the run collected: did it see the whole suite? ----------------------------
 
@@ -333,7 +336,17 @@ class LiveRun:
         """Send what changed since the last round (or run); ``None`` without targets."""
         if self.alerter is None:
             return None
+        self.alerter.context = self.status() if self.collector is not None else {}
         return self.alerter.round(tests, sources, invariants=invariants, collected=self.collected)
+
+    def status(self) -> dict[str, str]:
+        """One-line facts about the cluster now (``pytest_livecluster_status``)."""
+        facts: dict[str, str] = {}
+        for result in self.config.hook.pytest_livecluster_status(
+            config=self.config, cluster=self.cluster
+        ):
+            facts.update(result or {})
+        return facts
 
     def alert_section(self) -> Section | None:
         if self.alerter is None or self.alerter.last is None:
@@ -347,6 +360,8 @@ class LiveRun:
         self.close()
         if self.is_controller:
             self.report = merge_worker_reports(self.worker_reports)
+            if self.report is not None:
+                self.report.tests = self.tests.as_list()
         elif self.collector is not None and self.settled:
             self.report = self._build_report()
         if self.is_worker:
@@ -387,22 +402,37 @@ class LiveRun:
                 for p in failing
             ]
             sections.append(Section("projections", lines))
-        return build_report(
+        report = build_report(
             self.state,
             self.collector,
             cluster=self.settings.name,
             counters=self.settings.counters,
             sections=sections,
         )
+        report.tests = self.tests.as_list()
+        return report
 
     def write_round_report(self) -> None:
-        """Rewrite the JSON report with what the cluster looks like now (watch mode)."""
-        if self.settings.report and self.collector is not None:
+        """Rewrite the JSON report and the page with what the cluster looks like now (watch)."""
+        if (self.settings.report or self.settings.html) and self.collector is not None:
             report = self._build_report()
             section = self.alert_section()
             if section is not None:
                 report.sections.append(section)
             self._write_json(report)
+            self._write_html(report)
+
+    def _write_html(self, report: RunReport) -> Path | None:
+        if not self.settings.html:
+            return None
+        page = self.config.hook.pytest_livecluster_html(config=self.config, report=report.as_dict())
+        if page is None:
+            self.warnings.append(
+                "livecluster: no plugin renders the HTML page (the methodology's plugin does; "
+                "was it disabled with -p no:livecluster-methodology?)"
+            )
+            return None
+        return write_atomic(self.settings.html, page)
 
     def _write_json(self, report: RunReport) -> Path | None:
         if not self.settings.report:
@@ -424,6 +454,16 @@ class LiveRun:
             )
         if path is not None:
             self.written.append(f"generated livecluster json report: {path.resolve()}")
+        try:
+            page = self._write_html(report)
+        except OSError as exc:
+            page = None
+            self.warnings.append(
+                f"livecluster: could not write the HTML report to {self.settings.html}: "
+                f"{exc.strerror or exc}"
+            )
+        if page is not None:
+            self.written.append(f"generated livecluster html report: {page.resolve()}")
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             # The environment chose this path, not the user: a failure to write it is a

@@ -89,6 +89,8 @@ class Watch:
         terminal: Any,
     ) -> None:
         run = self.run
+        for report in reports:
+            run.tests.note(report)
         results = outcomes(reports)
         alerts = run.alert_round(results, run.source_observations(), _invariants.outcomes(judged))
         broken = [i for i in judged if i.failed]

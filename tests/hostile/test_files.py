@@ -95,6 +95,8 @@ def suite(pytester: pytest.Pytester) -> str:
         ("--live-report=/proc/x/y.json", "/proc/x/y.json", "cannot"),
         ("--live-record=adir", "adir", "is a directory"),
         ("--live-record=afile/rec.ndjson", "afile/rec.ndjson", "is not a directory"),
+        ("--live-html=adir", "adir", "is a directory"),
+        ("--live-html=afile/page.html", "afile/page.html", "is not a directory"),
     ],
 )
 def test_an_unwritable_output_is_a_usage_error_before_any_test(

@@ -5,6 +5,7 @@ HTTP server; every run is a real pytest process (pytester)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -491,3 +492,29 @@ def test_a_broken_invariant_fires_and_a_kept_one_resolves(
         ("firing", "LiveInvariantBroken", "always: the cluster is healthy"),
         ("resolved", "LiveInvariantBroken", "always: the cluster is healthy"),
     ]
+
+
+def test_every_alert_carries_the_clusters_current_throughput(
+    suite: pytest.Pytester, receiver: Receiver
+) -> None:
+    sent = {"item_collected": 30, "item_sent": 30}
+    shards = [
+        {"blade": {"msg": "Hello World"}},
+        {"intents": {"i-1": {"resolution": {"scraper-1": {"item_scraped": {"a.example": sent}}}}}},
+        {"intents": {"i-1": {"resolution": {"spotter-1": {"received": 12}}}}},
+    ]
+    (suite.path / "shards.ndjson").write_text("".join(json.dumps(s) + "\n" for s in shards))
+    suite.makeini(
+        "[pytest]\nlivecluster_name = staging\nlivecluster_counters =\n"
+        "    intents.*.resolution.*.item_scraped.*\n    intents.*.resolution.*.received\n"
+    )
+    run(suite, f"--live-alert=webhook+{receiver.url}/hook").assert_outcomes(passed=1, failed=1)
+    [body] = receiver.bodies()
+    [alert] = body["alerts"]
+    throughput = alert["annotations"]["throughput"]
+    number = r"[0-9][0-9,]*\.[0-9]{2}"
+    rates = rf"collected ({number}), sent ({number}), received ({number})"
+    match = re.fullmatch(rf"items/s over the last 60 s: {rates}; over the run: {rates}", throughput)
+    assert match, throughput
+    collected, sent_rate, received = (float(g.replace(",", "")) for g in match.groups()[3:])
+    assert collected == sent_rate > received > 0

@@ -154,3 +154,40 @@ def test_tail_prints_each_shard_as_path_assignments() -> None:
     assert second.split(" ", 1)[1] == (
         f"{source} stdout [rejected: invalid_json] Traceback (most recent call last):\n"
     )
+
+
+def test_report_renders_a_recording_offline_as_the_live_run_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page, report = tmp_path / "page.html", tmp_path / "report.json"
+    assert main(["report", f"file:{SAMPLE}", "--html", str(page), "--json", str(report)]) == 0
+    data = orjson.loads(report.read_bytes())
+    sections = {s["title"]: s["data"] for s in data["sections"]}
+    history = sections["throughput"]["history"]
+    # Every item the state counts is in the series, at the writers' own times.
+    assert sum(history["series"]["sent"]["total"]) == sections["counts"]["total"]["item_sent"]
+    assert sum(history["series"]["received"]["total"]) == sections["counts"]["received"]
+    assert sum(history["series"]["lines"]["total"]) == data["state"]["accepted"]
+    assert history["start"] < 1_800_000_000  # the recording's time, not the replay's
+    assert sections["intents"]["timeline"]
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    assert "<svg" in html
+    assert "wrote the HTML report" in capsys.readouterr().err
+    # The same recording gives the same series.
+    again = tmp_path / "again.json"
+    assert main(["report", f"file:{SAMPLE}", "--json", str(again)]) == 0
+    again_sections = {s["title"]: s["data"] for s in orjson.loads(again.read_bytes())["sections"]}
+    assert again_sections["throughput"]["history"] == history
+
+
+def test_report_never_writes_over_the_recording_it_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recording = tmp_path / "run.ndjson"
+    recording.write_bytes(SAMPLE.read_bytes())
+    assert main(["report", f"file:{recording}", "--html", str(recording)]) == 2
+    assert "is a recording this report reads" in capsys.readouterr().err
+    assert recording.read_bytes() == SAMPLE.read_bytes()
+    assert main(["report", f"file:{recording}"]) == 2
+    assert "give --html OUT, --json OUT or both" in capsys.readouterr().err
