@@ -21,6 +21,7 @@ import datetime as dt
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from . import _escape
@@ -83,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report", help="read a recording (or any sources) and write the run report offline"
     )
-    report.add_argument("specs", nargs="+", metavar="SPEC", help="sources, e.g. run.ndjson")
+    report.add_argument(
+        "specs", nargs="+", metavar="SPEC", help="a recording's path, or any source spec"
+    )
     report.add_argument("--html", metavar="OUT", help="write the report as an HTML page to OUT")
     report.add_argument("--json", metavar="OUT", help="write the JSON report to OUT")
     report.add_argument(
@@ -185,6 +188,8 @@ def _report(args: argparse.Namespace) -> int:
 
     if not args.html and not args.json:
         raise ConfigError("livecluster report: give --html OUT, --json OUT or both")
+    # A recording may be named by its path alone.
+    args.specs = [f"file:{spec}" if Path(spec).is_file() else spec for spec in args.specs]
     outputs = (("--html", args.html), ("--json", args.json))
     for flag, path in [(flag, path) for flag, path in outputs if path]:
         check_writable(path, flag)

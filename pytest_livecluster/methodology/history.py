@@ -69,7 +69,6 @@ _BY_SCRAPER: Final = ("scraper", "domain")
 _BY_HOST_TYPE: Final = ("host", "type", "domain")
 _BY_SOURCE: Final = ("source",)
 _SCRAPE_ERROR: Final = "scrape error"
-_LINES: Final = _TOTALS["lines"]
 Cell = tuple[str, str, str]  # (series, group, name); group "" is the series' total
 
 
@@ -108,27 +107,36 @@ class History(Projection):
         self.last: float | None = None
         self._last_index: int | None = None
         self._last_bucket: dict[Cell, float] = {}
+        # Items of the last bucket, per (scraper, domain), not yet added to its cells: a
+        # second's shards of one scraper and domain cost one set of cell updates, not one each.
+        self._pending: dict[tuple[str, str], list[float]] = {}
 
     # -- writing (ingest thread, state lock held) ---------------------------------------
 
     def apply(self, shard: dict[str, Any], entry: JournalEntry) -> None:
-        # Runs for every shard: the bucket of the last shard and the lines cell are fast paths.
-        envelope = entry.envelope
-        when = (envelope.origin_ns or entry.recv_ns) / 1e9
+        # Runs for every shard, so written for speed: tuples unpacked, the last
+        # bucket and each source's lines cell looked up once.
+        _, recv_ns, envelope, _ = entry
+        source, _, origin_ns, _, _ = envelope
+        when = (origin_ns or recv_ns) / 1e9
         if self.last is None or when > self.last:
             self.last = when
-        index = math.floor(when / self.step)
+        index = int(when / self.step)  # times are positive: int() is floor()
         if index == self._last_index:
             bucket = self._last_bucket
         else:
+            self._flush()
             bucket = self._bucket(when)
-            self._last_index, self._last_bucket = math.floor(when / self.step), bucket
-        source = envelope.source
+            self._last_index, self._last_bucket = int(when / self.step), bucket
         cell = self._line_cells.get(source)
         if cell is None:
             cell = self._line_cells[source] = self._new_cell("lines", "source", source)
-        bucket[cell] = bucket.get(cell, 0) + 1
-        bucket[_LINES] = bucket.get(_LINES, 0) + 1
+        bucket[cell] = bucket.get(cell, 0) + 1  # the lines total is their sum, when read
+        if len(shard) == 1 and self._intents_key in shard:  # the common shard: one intent's
+            intents = shard[self._intents_key]
+            if type(intents) is dict:
+                self._apply_intents(bucket, intents)
+                return
         for key, value in shard.items():
             if type(value) is not dict:
                 if value is None and key != self._intents_key:
@@ -180,6 +188,7 @@ class History(Projection):
             seen = self._scraped[iid] = {}
         errors_key = self._errors_key
         add = self._add
+        pending = self._pending
         for domain, fields in scraped.items():
             if type(fields) is not dict:
                 continue
@@ -194,19 +203,15 @@ class History(Projection):
             ) and collected > last[0]
             grew_sent = (type(sent) is int or type(sent) is float) and sent > last[1]
             if grew_collected or grew_sent:
-                cells = self._item_cells.get(leaf)
-                if cells is None:
-                    cells = self._item_cells[leaf] = self._new_item_cells(host, domain)
+                waiting = pending.get(leaf)
+                if waiting is None:
+                    waiting = pending[leaf] = [0, 0]
                 if grew_collected:
-                    n = collected - last[0]
+                    waiting[0] += collected - last[0]
                     last[0] = collected
-                    for cell in cells[0]:
-                        bucket[cell] = bucket.get(cell, 0) + n
                 if grew_sent:
-                    n = sent - last[1]
+                    waiting[1] += sent - last[1]
                     last[1] = sent
-                    for cell in cells[1]:
-                        bucket[cell] = bucket.get(cell, 0) + n
             n = fields.get(errors_key)
             if (type(n) is int or type(n) is float) and n > last[2]:
                 add(bucket, "errors", n - last[2], _BY_HOST_TYPE, (host, _SCRAPE_ERROR, domain))
@@ -252,9 +257,25 @@ class History(Projection):
         if len(path) <= 2:
             self._forget_host(str(path[0]))
 
+    def _flush(self) -> None:
+        """Add the pending items to the cells of the last bucket."""
+        if not self._pending:
+            return
+        bucket = self._last_bucket
+        for leaf, (collected, sent) in self._pending.items():
+            cells = self._item_cells.get(leaf)
+            if cells is None:
+                cells = self._item_cells[leaf] = self._new_item_cells(*leaf)
+            for n, targets in ((collected, cells[0]), (sent, cells[1])):
+                if n:
+                    for cell in targets:
+                        bucket[cell] = bucket.get(cell, 0) + n
+        self._pending.clear()
+
     def note_sources(self, when: float, health: Iterable[Mapping[str, Any]]) -> None:
         """Add the reconnects and gaps the sources counted since the last call, at ``when``."""
         with self._locked():
+            self._flush()
             bucket = self._bucket(when)
             for h in health:
                 source = str(h.get("source"))
@@ -352,6 +373,7 @@ class History(Projection):
         each; every list has one value per point.
         """
         with self.reading():
+            self._flush()
             if not self.buckets:
                 return {"step": self.step, "start": None, "points": 0, "series": {}}
             lo, hi = min(self.buckets), max(self.buckets)
@@ -367,6 +389,10 @@ class History(Projection):
                         by = entry["by"].setdefault(group, {})
                         values = by.setdefault(name, [0] * width)
                     values[at] += n
+            lines = out.get("lines")
+            if lines is not None:
+                by_source = lines["by"].get("source", {})
+                lines["total"] = [sum(col) for col in zip(*by_source.values(), strict=True)]
             return {
                 "step": self.step,
                 "start": lo * self.step,
@@ -377,10 +403,12 @@ class History(Projection):
     def totals(self) -> dict[str, float]:
         """Every series' total over the whole run."""
         with self.reading():
+            self._flush()
             sums: dict[str, float] = {}
             for cells in self.buckets.values():
                 for (series, group, _), n in cells.items():
-                    if group == _TOTAL:
+                    # Lines are counted by source only; their total is the sum.
+                    if group == _TOTAL or (series == "lines" and group == "source"):
                         sums[series] = sums.get(series, 0) + n
             return sums
 
@@ -391,6 +419,7 @@ class History(Projection):
         that went quiet shows zero); by default they end with the last bucket.
         """
         with self.reading():
+            self._flush()
             if not self.buckets:
                 return {"window_s": window, "last_minute": _rates({}, 0), "run": _rates({}, 0)}
             lo, hi = min(self.buckets), max(self.buckets)

@@ -174,9 +174,9 @@ def test_report_renders_a_recording_offline_as_the_live_run_would(
     assert html.startswith("<!DOCTYPE html>")
     assert "<svg" in html
     assert "wrote the HTML report" in capsys.readouterr().err
-    # The same recording gives the same series.
+    # The same recording, named by its path alone, gives the same series.
     again = tmp_path / "again.json"
-    assert main(["report", f"file:{SAMPLE}", "--json", str(again)]) == 0
+    assert main(["report", str(SAMPLE), "--json", str(again)]) == 0
     again_sections = {s["title"]: s["data"] for s in orjson.loads(again.read_bytes())["sections"]}
     assert again_sections["throughput"]["history"] == history
 
@@ -187,6 +187,8 @@ def test_report_never_writes_over_the_recording_it_reads(
     recording = tmp_path / "run.ndjson"
     recording.write_bytes(SAMPLE.read_bytes())
     assert main(["report", f"file:{recording}", "--html", str(recording)]) == 2
+    assert "is a recording this report reads" in capsys.readouterr().err
+    assert main(["report", str(recording), "--json", str(recording)]) == 2
     assert "is a recording this report reads" in capsys.readouterr().err
     assert recording.read_bytes() == SAMPLE.read_bytes()
     assert main(["report", f"file:{recording}"]) == 2
