@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from ..core.entry import JournalEntry
 from ..core.projection import Projection
-from .schema import Keys
+from .schema import WRITER_SEPARATOR, Keys
 
 __all__ = ["MethodologyFacts"]
 
@@ -81,7 +81,8 @@ class MethodologyFacts(Projection):
                     resolution = body.get(self._resolution_key)
                     if type(resolution) is not dict:
                         continue
-                    for host in resolution:
+                    for writer in resolution:
+                        host = writer.partition(WRITER_SEPARATOR)[0]  # a process: its host
                         if host not in seen:
                             seen[host] = when
                         known = writers.get(host)
@@ -90,15 +91,16 @@ class MethodologyFacts(Projection):
                         elif source not in known and len(known) < MAX_WRITERS:
                             known.append(source)
                 continue
-            known = writers.get(key)
+            host = key.partition(WRITER_SEPARATOR)[0]  # a process's key: its host
+            known = writers.get(host)
             if known is None:
-                writers[key] = [source]
+                writers[host] = [source]
             elif source not in known and len(known) < MAX_WRITERS:
                 known.append(source)
             if type(value) is not dict:
                 continue
-            if key not in self.hello and value.get(self._hello_key) == self._hello_value:
-                self.hello[key] = when
+            if host not in self.hello and value.get(self._hello_key) == self._hello_value:
+                self.hello[host] = when
             boot = value.get(self._boot_key)
             if boot is not None:
                 last = self.boots.get(key, _NONE)

@@ -40,7 +40,7 @@ from ..core.entry import JournalEntry
 from ..core.projection import Projection
 from ..core.state import State
 from ..exceptions import ConfigError
-from .schema import Keys
+from .schema import WRITER_SEPARATOR, Keys
 
 __all__ = ["GROUPS", "MAX_KEYS", "MAX_POINTS", "OTHER", "SERIES", "History", "history_of"]
 
@@ -164,24 +164,30 @@ class History(Projection):
             resolution = body.get(resolution_key)
             if type(resolution) is not dict:
                 continue
-            for host, answer in resolution.items():
+            for writer, answer in resolution.items():
                 if type(answer) is not dict:
                     continue
+                host = writer.partition(WRITER_SEPARATOR)[0]  # a process: credited to its host
                 received = answer.get(received_key)
                 if type(received) is int or type(received) is float:
                     seen = self._received.get(iid)
                     if seen is None:
                         seen = self._received[iid] = {}
-                    grown = received - seen.get(host, 0)
+                    grown = received - seen.get(writer, 0)
                     if grown > 0:
-                        seen[host] = received
+                        seen[writer] = received
                         self._add(bucket, "received", grown, ("spotter",), (host,))
                 scraped = answer.get(scraped_key)
                 if type(scraped) is dict:
-                    self._apply_scraped(bucket, iid, host, scraped)
+                    self._apply_scraped(bucket, iid, writer, host, scraped)
 
     def _apply_scraped(
-        self, bucket: dict[Cell, float], iid: str, host: str, scraped: dict[str, Any]
+        self,
+        bucket: dict[Cell, float],
+        iid: str,
+        writer: str,
+        host: str,
+        scraped: dict[str, Any],
     ) -> None:
         seen = self._scraped.get(iid)
         if seen is None:
@@ -192,10 +198,10 @@ class History(Projection):
         for domain, fields in scraped.items():
             if type(fields) is not dict:
                 continue
-            leaf = (host, domain)
-            last = seen.get(leaf)
+            last = seen.get((writer, domain))
             if last is None:
-                last = seen[leaf] = [0, 0, 0]
+                last = seen[(writer, domain)] = [0, 0, 0]
+            leaf = (host, domain)
             collected: Any = fields.get("item_collected")
             sent: Any = fields.get("item_sent")
             grew_collected = (
@@ -217,23 +223,24 @@ class History(Projection):
                 add(bucket, "errors", n - last[2], _BY_HOST_TYPE, (host, _SCRAPE_ERROR, domain))
                 last[2] = n
 
-    def _apply_errors(self, bucket: dict[Cell, float], host: str, errors: dict[str, Any]) -> None:
+    def _apply_errors(self, bucket: dict[Cell, float], writer: str, errors: dict[str, Any]) -> None:
+        host = writer.partition(WRITER_SEPARATOR)[0]
         for kind, info in errors.items():
             domain = None
             if type(info) is dict:
                 count = info.get("count", 1)
                 domain = info.get("domain")
             elif info is None:
-                self._errors.pop((host, kind), None)
+                self._errors.pop((writer, kind), None)
                 continue
             else:
                 count = info if _number(info) else 1
             if not _number(count):
                 continue
-            grown = count - self._errors.get((host, kind), 0)
+            grown = count - self._errors.get((writer, kind), 0)
             if grown <= 0:
                 continue
-            self._errors[(host, kind)] = count
+            self._errors[(writer, kind)] = count
             if isinstance(domain, str):
                 self._add(bucket, "errors", grown, _BY_HOST_TYPE, (host, kind, domain))
             else:

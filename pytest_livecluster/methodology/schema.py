@@ -14,7 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["COUNTER_PATTERNS", "FIELDS", "KEY_NAMES", "ROLE_LABEL", "Keys", "Methodology"]
+__all__ = [
+    "COUNTER_PATTERNS",
+    "FIELDS",
+    "KEY_NAMES",
+    "ROLE_LABEL",
+    "WRITER_SEPARATOR",
+    "Keys",
+    "Methodology",
+    "writer_host",
+]
 
 #: The counters a scraper reports per intent and domain under ``item_scraped``.
 FIELDS: Final = ("tries", "time_spent", "item_collected", "item_sent_tries", "item_sent", "errors")
@@ -24,6 +33,21 @@ COUNTER_PATTERNS: Final = (
     "intents.*.resolution.*.item_scraped.*",
     "intents.*.resolution.*.received",
 )
+
+#: Between a host and its process incarnation in a writer key (``scraper-1/4242-a1b2c3``).
+WRITER_SEPARATOR: Final = "/"
+
+
+def writer_host(key: str) -> str:
+    """The host a writer key stands for: ``scraper-1/4242-a1b2c3`` and ``scraper-1`` alike.
+
+    A blade with several processes (or restarts) writes its counters, receipts
+    and errors under one key per process incarnation, so no two of them
+    overwrite each other's cumulative values; every view credits them to the
+    host.
+    """
+    return key.partition(WRITER_SEPARATOR)[0]
+
 
 #: The container (or service) label that names a host's role.
 ROLE_LABEL: Final = "livecluster.role"

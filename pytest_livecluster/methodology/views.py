@@ -28,7 +28,7 @@ from typing import Any, TypeGuard
 from ..core.state import Rejected, State
 from ..exceptions import ConfigError
 from .facts import MethodologyFacts
-from .schema import ROLE_LABEL, Methodology
+from .schema import ROLE_LABEL, Methodology, writer_host
 
 __all__ = [
     "Counts",
@@ -289,7 +289,7 @@ class Views:
         m = self.m
         resolution = raw.get(m.resolution_key)
         if type(resolution) is dict and resolution:
-            answered = tuple(sorted(resolution))
+            answered = tuple(sorted({writer_host(w) for w in resolution}))
             patterns = self._pattern_roles
             scraper_list: list[str] = []
             spotter_list: list[str] = []
@@ -346,9 +346,10 @@ class Views:
                 resolution = body.get(m.resolution_key) if type(body) is dict else None
                 if type(resolution) is not dict:
                     continue
-                for host, answer in resolution.items():
+                for writer, answer in resolution.items():
                     if type(answer) is not dict:
                         continue
+                    host = writer_host(writer)
                     n = answer.get(m.received_key)
                     if _number(n):
                         received[host] = received.get(host, 0) + n
@@ -373,9 +374,10 @@ class Views:
     def errors(self) -> list[ErrorGroup]:
         """Every error the state and the unstructured output show, grouped."""
         groups: dict[tuple[str, str, str], ErrorGroup] = {}
-        for group in self._structured_errors():
-            groups[group.key()] = group
-        for group in traceback_groups(self.state.rejected(), self._host_of):
+        structured = self._structured_errors()
+        unstructured = traceback_groups(self.state.rejected(), self._host_of)
+        # Several writers of one host (its processes) report the same errors: one group.
+        for group in [*structured, *unstructured]:
             old = groups.get(group.key())
             if old is None:
                 groups[group.key()] = group
@@ -390,13 +392,13 @@ class Views:
         found: list[ErrorGroup] = []
 
         def read(root: dict[str, Any]) -> None:
-            for host, body in root.items():
-                if host == m.intents_key or type(body) is not dict:
+            for key, body in root.items():
+                if key == m.intents_key or type(body) is not dict:
                     continue
                 errors = body.get(m.errors_key)
                 if type(errors) is dict:
                     for kind, info in errors.items():
-                        found.append(_structured(host, kind, info))
+                        found.append(_structured(writer_host(key), kind, info))
             intents = root.get(m.intents_key)
             if type(intents) is not dict:
                 return
@@ -405,10 +407,11 @@ class Views:
                 resolution = body.get(m.resolution_key) if type(body) is dict else None
                 if type(resolution) is not dict:
                     continue
-                for host, answer in resolution.items():
+                for writer, answer in resolution.items():
                     scraped = answer.get(m.scraped_key) if type(answer) is dict else None
                     if type(scraped) is not dict:
                         continue
+                    host = writer_host(writer)
                     for domain, fields in scraped.items():
                         n = fields.get(m.errors_key) if type(fields) is dict else None
                         if _number(n) and n:

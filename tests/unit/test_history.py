@@ -225,3 +225,15 @@ def test_the_intent_timeline_flags_stuck_stale_and_late_intents_at_the_given_tim
     # Measured earlier, nothing had waited long enough to be stuck or stale yet.
     early = {r["id"]: r for r in intent_timeline(views, views.intents(), stale_after=2, now=T0 + 2)}
     assert (early["i-stuck"]["stuck"], early["i-stuck"]["stale"]) == (False, False)
+
+
+def test_processes_of_a_blade_are_counted_apart_and_credited_to_it() -> None:
+    state, history = _state()
+    state.ingest(_scraped("i-1", "scraper-1/11-aa", "a", 5, 5), _at(0))
+    state.ingest(_scraped("i-1", "scraper-1/12-bb", "a", 2, 2), _at(0))  # another process
+    state.ingest(_scraped("i-1", "scraper-1/11-aa", "a", 7, 7), _at(1))
+    state.ingest(_received("i-1", "spotter-1/3-cc", 9), _at(1))
+    series = history.series()["series"]
+    assert series["sent"]["by"]["scraper"] == {"scraper-1": [7, 2]}
+    assert series["received"]["by"]["spotter"] == {"spotter-1": [0, 9]}
+    assert history.totals()["sent"] == 9

@@ -231,15 +231,40 @@ def test_report_sections_keep_module_updates_apart(state: State) -> None:
 
 def test_counts_hold_with_several_processes_per_blade_and_replays() -> None:
     state = new_state(counters=["intents.*.resolution.*.item_scraped.*"])
-    # scraper-1 runs two processes; each reports its own cumulative count under its own key.
-    for writer, sent in [("scraper-1#p1", 3), ("scraper-1#p2", 4), ("scraper-1#p1", 5)]:
+    # scraper-1 runs two processes; each reports its own cumulative count under its own
+    # writer key (host/incarnation, as the writer kit writes them).
+    for writer, sent in [("scraper-1/11-aa", 3), ("scraper-1/12-bb", 4), ("scraper-1/11-aa", 5)]:
         feed(state, "scraper-1", scraped("i-1", writer, "a.example", item_sent=sent))
-    feed(state, "scraper-1", scraped("i-1", "scraper-1#p1", "a.example", item_sent=3))  # replay
-    feed(state, "spotter-1", {"intents": {"i-1": {"resolution": {"spotter-1": {"received": 9}}}}})
-    counts = Views(state).counts()
+    feed(state, "scraper-1", scraped("i-1", "scraper-1/11-aa", "a.example", item_sent=3))  # replay
+    feed(
+        state,
+        "spotter-1",
+        {"intents": {"i-1": {"resolution": {"spotter-1/7-cc": {"received": 5}}}}},
+        {"intents": {"i-1": {"resolution": {"spotter-1/8-dd": {"received": 4}}}}},
+    )
+    views = Views(state)
+    counts = views.counts()
     assert counts.total["item_sent"] == 9
-    assert counts.by_scraper == {"scraper-1#p1": {"item_sent": 5}, "scraper-1#p2": {"item_sent": 4}}
+    # Credited to the blade, whatever process wrote them.
+    assert counts.by_scraper == {"scraper-1": {"item_sent": 9}}
+    assert counts.received_by_spotter == {"spotter-1": 9}
     assert counts.loss == 0
+    intent = views.intent("i-1")
+    assert intent is not None
+    assert intent.answered_by == ("scraper-1", "spotter-1")
+    assert intent.phase is Phase.SPOTTER_RECEIVING
+
+
+def test_errors_of_several_processes_of_a_blade_are_one_group() -> None:
+    state = new_state()
+    for writer, count in [("scraper-1/11-aa", 2), ("scraper-1/12-bb", 3)]:
+        feed(
+            state,
+            "scraper-1",
+            {writer: {"errors": {"Timeout": {"count": count, "domain": "a", "last": "x"}}}},
+        )
+    [group] = Views(state).errors()
+    assert (group.host, group.type, group.domain, group.count) == ("scraper-1", "Timeout", "a", 5)
 
 
 def test_a_containers_role_label_beats_the_patterns() -> None:
