@@ -20,9 +20,12 @@ COMPILED := pytest_livecluster/core/_fastpath.py pytest_livecluster/core/_paths.
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py build_backend/livecluster_build.py $(COMPILED)
+# The writer kit (writer/, `import livecluster`) is a distribution of its own that the
+# plugin depends on; it is installed from the tree first.
+$(STAMP): pyproject.toml setup.py build_backend/livecluster_build.py $(COMPILED) writer/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ./writer
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -50,6 +53,7 @@ BENCHMARKS := \
 	"bench_dockerframes.py" \
 	"bench_windows.py" \
 	"bench_views.py" \
+	"bench_writer_count.py" \
 	"bench_docker_backlog.py --containers 6 --lines 40000 --mode pytest" \
 	"bench_docker_backlog.py --containers 10 --lines 50000 --mode collector" \
 	"bench_docker_backlog.py --containers 1 --lines 50000 --mode collector --rounds 3"

@@ -22,9 +22,11 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Any, Final
 
+from livecluster.keys import WRITER_SEPARATOR
+
 from ..core.entry import JournalEntry
 from ..core.projection import Projection
-from .schema import WRITER_SEPARATOR, Keys
+from .schema import Keys
 
 __all__ = ["MethodologyFacts"]
 

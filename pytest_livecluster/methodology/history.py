@@ -36,11 +36,13 @@ import math
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, Final, TypeGuard
 
+from livecluster.keys import WRITER_SEPARATOR
+
 from ..core.entry import JournalEntry
 from ..core.projection import Projection
 from ..core.state import State
 from ..exceptions import ConfigError
-from .schema import WRITER_SEPARATOR, Keys
+from .schema import Keys
 
 __all__ = ["GROUPS", "MAX_KEYS", "MAX_POINTS", "OTHER", "SERIES", "History", "history_of"]
 

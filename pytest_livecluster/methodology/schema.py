@@ -19,10 +19,8 @@ __all__ = [
     "FIELDS",
     "KEY_NAMES",
     "ROLE_LABEL",
-    "WRITER_SEPARATOR",
     "Keys",
     "Methodology",
-    "writer_host",
 ]
 
 #: The counters a scraper reports per intent and domain under ``item_scraped``.
@@ -33,20 +31,6 @@ COUNTER_PATTERNS: Final = (
     "intents.*.resolution.*.item_scraped.*",
     "intents.*.resolution.*.received",
 )
-
-#: Between a host and its process incarnation in a writer key (``scraper-1/4242-a1b2c3``).
-WRITER_SEPARATOR: Final = "/"
-
-
-def writer_host(key: str) -> str:
-    """The host a writer key stands for: ``scraper-1/4242-a1b2c3`` and ``scraper-1`` alike.
-
-    A blade with several processes (or restarts) writes its counters, receipts
-    and errors under one key per process incarnation, so no two of them
-    overwrite each other's cumulative values; every view credits them to the
-    host.
-    """
-    return key.partition(WRITER_SEPARATOR)[0]
 
 
 #: The container (or service) label that names a host's role.

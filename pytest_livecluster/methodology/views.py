@@ -25,10 +25,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+# A blade's processes write under host/incarnation keys (the writer kit's scheme); every
+# view credits them to the host.
+from livecluster.keys import writer_host
+
 from ..core.state import Rejected, State
 from ..exceptions import ConfigError
 from .facts import MethodologyFacts
-from .schema import ROLE_LABEL, Methodology, writer_host
+from .schema import ROLE_LABEL, Methodology
 
 __all__ = [
     "Counts",

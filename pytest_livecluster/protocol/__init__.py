@@ -1,7 +1,7 @@
 """The bare ``/logs`` protocol (layer: protocol, beside the core).
 
-Its constants (headers, media types) are in :mod:`.server` with a reusable,
-dependency-free server (``LogBuffer``, ``LogServer``) that the simulated
-cluster and the tests serve their logs with; the HTTP source reads the same
-constants. See "The /logs protocol" in the README.
+Its constants (headers, media types) and a reusable, dependency-free server
+(``LogBuffer``, ``LogServer``) live in the writer kit, :mod:`livecluster.logs`;
+:mod:`.server` re-exports them for the simulated cluster, the tests and the
+HTTP source. See "The /logs protocol" in the README.
 """
