@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs = bind_retrying(
         lambda: LogServer(buffer, port=saved.log_port, heartbeat=args.heartbeat).start()
     )
-    node = _node(args, saved, Output(buffer, sys.stdout, sys.stderr))
+    node = _node(args, saved, Output(buffer, sys.stdout, sys.stderr, args.host))
     control = ControlServer(node.routes(), saved.control_port).start()
     saved.log_port, saved.control_port = logs.port, control.port
     save(args.state_file, saved)

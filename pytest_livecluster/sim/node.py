@@ -171,7 +171,9 @@ class Node:
         if self.stopping.is_set():
             return
         self.output.text(f"{self.host}: simulated crash (crash_restart), exit status {CRASH_EXIT}")
-        # Abrupt on purpose: no cleanup, no goodbye, like a killed process.
+        # Abrupt on purpose: no cleanup, no goodbye, like a killed process; only the
+        # counts already made are written, so the run's totals stay comparable.
+        self.output.flush()
         os._exit(CRASH_EXIT)
 
     def record_error(self, kind: str, text: str, domain: str | None = None) -> None:

@@ -3,7 +3,8 @@
 Given ``POST /work {"id", "kind": "scrape", "module", "domains", "spotter"}``
 (``spotter`` is the spotter's control URL), it logs ``started``, then 3 to 5
 times, 100-250 ms apart, collects 1-4 items per domain, sends them in one
-``POST /items`` to the spotter and logs each domain's cumulative counts. A
+``POST /items`` to the spotter and counts them with the writer kit, which logs
+each domain's cumulative counts under the process's writer key. A
 healthy intent is done within about 1.5 s; ``slow_resolution`` stretches every
 pause, ``silent_scraper`` makes it accept the work and do nothing.
 """
@@ -15,7 +16,6 @@ from typing import Any, Final
 
 from .control import ApiError, call
 from .node import Node, text_field
-from .shards import DomainCounts
 
 __all__ = ["DEFAULT_DOMAINS", "Scraper"]
 
@@ -41,26 +41,26 @@ class Scraper(Node):
         if not self.sleep(self.uniform(0.02, 0.06) * self.slowness()):
             return
         self.output.shard(self.shards.started(iid, time.time()))
-        counts = {domain: DomainCounts() for domain in domains}
         for _ in range(self.randint(3, 5)):
             if not self.sleep(self.uniform(0.1, 0.25) * self.slowness()):
                 return
-            self._round(iid, counts, spotter)
+            self._round(iid, domains, spotter)
 
-    def _round(self, iid: str, counts: dict[str, DomainCounts], spotter: str) -> None:
-        batch = {domain: self.randint(1, 4) for domain in counts}
+    def _round(self, iid: str, domains: tuple[str, ...], spotter: str) -> None:
+        batch = {domain: self.randint(1, 4) for domain in domains}
         sent = self._send(iid, spotter, sum(batch.values()))
         for domain, n in batch.items():
-            count = counts[domain]
-            count.tries += n
-            count.item_collected += n
-            count.time_spent += n * self.uniform(0.05, 0.3)
-            count.item_sent_tries += n
-            if sent:
-                count.item_sent += n
-            else:
-                count.errors += 1
-            self.output.shard(self.shards.item_scraped(iid, domain, count))
+            # The writer kit keeps the cumulative counts of this process and writes them.
+            self.output.count(
+                iid,
+                domain,
+                tries=n,
+                item_collected=n,
+                time_spent=round(n * self.uniform(0.05, 0.3), 3),
+                item_sent_tries=n,
+                item_sent=n if sent else 0,
+                errors=0 if sent else 1,
+            )
 
     def _send(self, iid: str, spotter: str, count: int) -> bool:
         body = {"intent": iid, "from": self.host, "count": count}

@@ -7,10 +7,11 @@ the cluster::
     {"intents": {"i-1": {"host": "scraper-1", "module": "scraper@1.4",
                          "kind": "scrape", "at": 1764072000.31}}}
     {"intents": {"i-1": {"resolution": {"scraper-1": {"started": 1764072000.35}}}}}
-    {"intents": {"i-1": {"resolution": {"scraper-1": {"item_scraped": {"site1.example":
-        {"tries": 3, "time_spent": 0.63, "item_collected": 3, "item_sent_tries": 3,
-         "item_sent": 3, "errors": 0}}}}}}}
-    {"intents": {"i-1": {"resolution": {"spotter-2": {"received": 17, "from": "scraper-1"}}}}}
+    {"intents": {"i-1": {"resolution": {"scraper-1/4242-a1b2c3": {"item_scraped":
+        {"site1.example": {"tries": 3, "time_spent": 0.63, "item_collected": 3,
+         "item_sent_tries": 3, "item_sent": 3, "errors": 0}}}}}}}
+    {"intents": {"i-1": {"resolution": {"spotter-2/4250-c3d4e5": {"received": 17,
+        "from": "scraper-1"}}}}}
     {"scraper-2": {"module": "scraper@1.5", "msg": "module updated"}}
     {"intents": {"i-2": {"resolution": {"scraper-2": {"updated": "scraper@1.5"}}}}}
     {"scraper-1": {"errors": {"FetchTimeout":
@@ -19,9 +20,12 @@ the cluster::
 
 Counts are cumulative per writer (``item_scraped`` per intent and domain,
 ``received`` per intent, ``errors.<type>.count`` per process), so they merge
-by max and sum over writers. The names views read come from the
-methodology's vocabulary (:class:`~pytest_livecluster.methodology.schema.Keys`,
-the one place they are written); the few below are the simulator's own.
+by max and sum over writers. Items and receipts are counted by the writer kit
+(:mod:`livecluster`, through :class:`~.output.Output`), under each process's
+writer key ``host/incarnation``; this module builds the shards written as
+they are. The names views read come from the methodology's vocabulary
+(:class:`~pytest_livecluster.methodology.schema.Keys`, the one place they are
+written); the few below are the simulator's own.
 """
 
 from __future__ import annotations
@@ -29,9 +33,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ..methodology.schema import FIELDS, Keys
+from ..methodology.schema import Keys
 
-__all__ = ["DomainCounts", "Keys", "Shard", "Shards"]
+__all__ = ["Keys", "Shard", "Shards"]
 
 Shard = dict[str, Any]
 
@@ -39,27 +43,6 @@ Shard = dict[str, Any]
 MODULE_UPDATED: Final = "module updated"
 #: A name only the simulator writes: its fault table.
 FAULTS: Final = "faults"
-
-
-@dataclass
-class DomainCounts:
-    """A scraper's cumulative counts for one domain of one intent.
-
-    Its fields are the methodology's counter fields
-    (:data:`~pytest_livecluster.methodology.schema.FIELDS`), written in that order.
-    """
-
-    tries: int = 0
-    time_spent: float = 0.0
-    item_collected: int = 0
-    item_sent_tries: int = 0
-    item_sent: int = 0
-    errors: int = 0
-
-    def as_dict(self) -> dict[str, int | float]:
-        counts: dict[str, int | float] = {name: getattr(self, name) for name in FIELDS}
-        counts["time_spent"] = round(self.time_spent, 3)
-        return counts
 
 
 @dataclass(frozen=True)
@@ -98,12 +81,6 @@ class Shards:
 
     def started(self, iid: str, at: float) -> Shard:
         return self.resolution(iid, {"started": round(at, 3)})
-
-    def item_scraped(self, iid: str, domain: str, counts: DomainCounts) -> Shard:
-        return self.resolution(iid, {self.keys.scraped_key: {domain: counts.as_dict()}})
-
-    def received(self, iid: str, count: int, sender: str) -> Shard:
-        return self.resolution(iid, {self.keys.received_key: count, "from": sender})
 
     def updated(self, iid: str, module: str) -> Shard:
         return self.resolution(iid, {"updated": module})

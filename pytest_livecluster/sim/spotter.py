@@ -1,8 +1,9 @@
 """The spotter: receives items from scrapers and logs how many it has per intent.
 
-``POST /items {"intent", "from", "count"}`` adds the items to the intent's
-cumulative ``received`` (each item dropped with probability ``share`` under
-``lossy_spotter``, though the scraper is told all went well) and logs it.
+``POST /items {"intent", "from", "count"}`` counts the items as received for
+the intent with the writer kit (each item dropped with probability ``share``
+under ``lossy_spotter``, though the scraper is told all went well), which logs
+the cumulative ``received`` under the process's writer key.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ class Spotter(Node):
         kept = self._keep(count)
         with self._lock:
             total = self._received[iid] = self._received.get(iid, 0) + kept
-            # Under the lock, so the logged totals never go down.
-            self.output.shard(self.shards.received(iid, total, sender))
+        # The writer kit keeps this process's cumulative receipts and writes them.
+        self.output.received(iid, kept, sender)
         return {"received": total}
 
     def _keep(self, count: int) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 
 import docker
 import docker.errors
+from livecluster import writer_host
 
 from pytest_livecluster import State
 from pytest_livecluster.core.collector import Collector
@@ -62,9 +63,19 @@ def test_docker_mode_resolves_intents_and_leaves_no_container(
         wait(lambda: all(state.get(host, "msg") == "Hello World" for host in HOSTS))
         with cluster.client() as client:
             iid = client.set_intent("scraper-1", "scraper@1.4", spotter="spotter-1")
-            resolution = lambda: state.get("intents", iid, "resolution", default={})  # noqa: E731
-            wait(lambda: set(resolution()["scraper-1"]["item_scraped"]) == DOMAINS)
-            wait(lambda: resolution()["spotter-1"]["received"] > 0)
+
+            def by_host(intent: str, host: str) -> dict[str, Any]:
+                """The fields every process of ``host`` wrote (counts: under host/incarnation)."""
+                found: dict[str, Any] = {}
+                for writer, fields in state.get(
+                    "intents", intent, "resolution", default={}
+                ).items():
+                    if writer_host(writer) == host:
+                        found.update(fields)
+                return found
+
+            wait(lambda: set(by_host(iid, "scraper-1").get("item_scraped", ())) == DOMAINS)
+            wait(lambda: by_host(iid, "spotter-1").get("received", 0) > 0)
             # The engine restarts a crashed process, which comes back on its ports.
             client.set_fault("crash_restart", host="scraper-2", after=0.1)
             try:
@@ -73,7 +84,7 @@ def test_docker_mode_resolves_intents_and_leaves_no_container(
                 client.set_fault("crash_restart", on=False)
             assert cluster.restarts()["scraper-2"] == 1
             again = client.set_intent("scraper-2", "scraper@1.4")
-            wait(lambda: state.get("intents", again, "resolution", "scraper-2", "item_scraped"))
+            wait(lambda: by_host(again, "scraper-2").get("item_scraped"))
         sources = {entry.envelope.source for entry in state.journal()}
         assert f"docker:lcsim-{run_id}-scraper-1" in sources
         # Roles come from the containers' livecluster.role labels, not from names.

@@ -21,6 +21,7 @@ from typing import Any
 
 import psutil
 import pytest
+from livecluster import writer_host
 
 from pytest_livecluster import SpecError, State
 from pytest_livecluster.core.collector import Collector
@@ -198,19 +199,27 @@ class Live:
     def wait(self, check: Callable[[], Any], timeout: float = 5.0) -> Any:
         return eventually(self.state, check, timeout=timeout, tick=0.05)
 
-    def resolution(self, iid: str) -> dict[str, Any]:
+    def writers(self, iid: str) -> dict[str, Any]:
+        """The intent's resolution as written: by writer key (``host/incarnation`` for counts)."""
         found: dict[str, Any] = self.state.get("intents", iid, "resolution", default={})
         return found
+
+    def resolution(self, iid: str) -> dict[str, Any]:
+        """The resolution by host: each host's writers' fields together (one process each)."""
+        merged: dict[str, Any] = {}
+        for writer, fields in self.writers(iid).items():
+            merged.setdefault(writer_host(writer), {}).update(fields)
+        return merged
 
     def sent(self, iid: str) -> int:
         return sum(
             counts["item_sent"]
-            for writer in self.resolution(iid).values()
+            for writer in self.writers(iid).values()
             for counts in writer.get("item_scraped", {}).values()
         )
 
     def received(self, iid: str) -> int:
-        return sum(writer.get("received", 0) for writer in self.resolution(iid).values())
+        return sum(writer.get("received", 0) for writer in self.writers(iid).values())
 
     def settled(self, iid: str, quiet: float = 0.6, timeout: float = 6.0) -> tuple[int, int]:
         """(sent, received) once the intent's counts stopped changing for ``quiet`` s."""
@@ -263,6 +272,13 @@ def test_a_healthy_intent_resolves_through_both_phases(live: Live) -> None:
     sent, received = live.settled(iid)
     resolution = live.resolution(iid)
     assert set(resolution) == {"scraper-1", "spotter-1"}
+    # Counts and receipts come from the writer kit, under each process's writer key;
+    # the scraper's "started" under its plain host key.
+    writers = live.writers(iid)
+    assert writers["scraper-1"] == {"started": resolution["scraper-1"]["started"]}
+    [counter] = [w for w in writers if w.startswith("scraper-1/")]
+    [receiver] = [w for w in writers if w.startswith("spotter-1/")]
+    assert set(writers) == {"scraper-1", counter, receiver}
     scraper = resolution["scraper-1"]
     assert isinstance(scraper["started"], float)
     for counts in scraper["item_scraped"].values():
