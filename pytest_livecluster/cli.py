@@ -67,13 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also print the sum of the numeric leaves PATTERN selects (repeatable)",
     )
     state.add_argument("--indent", action="store_true", help="indent the JSON")
-    state.add_argument(
-        "--until-idle",
-        type=_positive,
-        default=2.0,
-        metavar="SECONDS",
-        help="with live sources, print once no line has arrived for SECONDS (default 2)",
-    )
+    _add_until_idle(state, "print")
     state.add_argument(
         "--timeout",
         type=_positive,
@@ -104,17 +98,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="an intent not received this long after it was set is stale (default 30)",
     )
     report.add_argument("--name", default="", help="the cluster's name in the report")
-    report.add_argument(
-        "--until-idle",
-        type=_positive,
-        default=2.0,
-        metavar="SECONDS",
-        help="with live sources, report once no line has arrived for SECONDS (default 2)",
-    )
+    _add_until_idle(report, "report")
     tail = sub.add_parser("tail", help="print lines and state changes as they arrive")
     tail.add_argument("specs", nargs="+", metavar="SPEC", help="sources, e.g. http://h:8080/logs")
     tail.add_argument("--raw", action="store_true", help="print raw lines, not path = value")
     return parser
+
+
+def _add_until_idle(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument(
+        "--until-idle",
+        type=_positive,
+        default=2.0,
+        metavar="SECONDS",
+        help=f"with live sources, {verb} once no line has arrived for SECONDS (default 2)",
+    )
+
+
+def _follow(
+    state: State, sources: Sequence[Source], until_idle: float, timeout: float | None = None
+) -> tuple[Collector, bool]:
+    """Follow ``sources`` into ``state`` until they end (recordings) or go quiet.
+
+    Returns the closed collector and whether it finished within ``timeout``.
+    """
+    collector = Collector(state, sources).start()
+    try:
+        if all(source.finite for source in sources):
+            done = collector.wait_finished(timeout)
+        else:
+            done = collector.wait_idle(until_idle, timeout)
+    finally:
+        collector.close()
+    return collector, done
 
 
 def _positive(text: str) -> float:
@@ -144,14 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _state(args: argparse.Namespace) -> int:
     state = State(counters=args.counter, ttl=dict(ttl_rule("--ttl", rule) for rule in args.ttl))
     sources = parse_specs(args.specs)
-    collector = Collector(state, sources).start()
-    try:
-        if all(source.finite for source in sources):
-            done = collector.wait_finished(args.timeout)
-        else:
-            done = collector.wait_idle(args.until_idle, args.timeout)
-    finally:
-        collector.close()
+    collector, done = _follow(state, sources, args.until_idle, args.timeout)
     for failure in collector.failures:
         print(f"livecluster: source failed: {failure}", file=sys.stderr)
     if not done:
@@ -203,14 +212,7 @@ def _report(args: argparse.Namespace) -> int:
     state = State(counters=counters)
     cluster = MethodologyCluster(state, None, TestTiming(30.0, 0.0, 0.5))
     sources = parse_specs(args.specs)
-    collector = Collector(state, sources).start()
-    try:
-        if all(source.finite for source in sources):
-            collector.wait_finished()
-        else:
-            collector.wait_idle(args.until_idle)
-    finally:
-        collector.close()
+    collector, _ = _follow(state, sources, args.until_idle)
     cluster.collector = collector
     history = cluster.history
     sections = report_sections(

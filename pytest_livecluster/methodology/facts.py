@@ -26,7 +26,7 @@ from livecluster.keys import WRITER_SEPARATOR
 
 from ..core.entry import JournalEntry
 from ..core.projection import Projection
-from .schema import Keys
+from .schema import Keys, key_names
 
 __all__ = ["MethodologyFacts"]
 
@@ -43,7 +43,7 @@ class MethodologyFacts(Projection):
 
     def __init__(self, keys: Keys | None = None) -> None:
         super().__init__()
-        self.keys = _keys_of(keys or Keys())
+        self.keys = key_names(keys or Keys())
         k = self.keys
         self._intents_key = k.intents_key
         self._resolution_key = k.resolution_key
@@ -132,10 +132,3 @@ class MethodologyFacts(Projection):
         """Copies of the timelines of ``ids`` (missing ids are left out)."""
         with self.reading():
             return {iid: dict(self.intents[iid]) for iid in ids if iid in self.intents}
-
-
-def _keys_of(keys: Keys) -> Keys:
-    """Only the key names of a methodology (its roles do not change the facts)."""
-    from dataclasses import fields
-
-    return Keys(**{f.name: getattr(keys, f.name) for f in fields(Keys)})

@@ -32,6 +32,7 @@ deleted or evicted is forgotten without taking its items back.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, Final, TypeGuard
@@ -42,7 +43,7 @@ from ..core.entry import JournalEntry
 from ..core.projection import Projection
 from ..core.state import State
 from ..exceptions import ConfigError
-from .schema import Keys
+from .schema import Keys, key_names
 
 __all__ = ["GROUPS", "MAX_KEYS", "MAX_POINTS", "OTHER", "SERIES", "History", "history_of"]
 
@@ -85,7 +86,7 @@ class History(Projection):
 
     def __init__(self, keys: Keys | None = None, *, max_points: int = MAX_POINTS) -> None:
         super().__init__()
-        k = self.keys = _key_names(keys or Keys())
+        k = self.keys = key_names(keys or Keys())
         self._intents_key = k.intents_key
         self._resolution_key = k.resolution_key
         self._scraped_key = k.scraped_key
@@ -369,9 +370,7 @@ class History(Projection):
         return cell
 
     def _locked(self) -> Any:
-        from contextlib import nullcontext
-
-        return self.state._lock if self.state is not None else nullcontext()
+        return self.state._lock if self.state is not None else contextlib.nullcontext()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -482,7 +481,7 @@ def history_of(state: State, keys: Keys) -> History:
     Like :func:`~.views.facts_of`: on a state that already took lines and has
     none, this is a :class:`~pytest_livecluster.exceptions.ConfigError`.
     """
-    names = _key_names(keys)
+    names = key_names(keys)
     for projection in state.projections():
         if isinstance(projection, History) and projection.keys == names:
             return projection
@@ -492,9 +491,3 @@ def history_of(state: State, keys: Keys) -> History:
     except ConfigError as exc:
         raise ConfigError(f"{exc}; make the cluster before the state takes lines") from None
     return history
-
-
-def _key_names(keys: Keys) -> Keys:
-    from dataclasses import fields
-
-    return Keys(**{f.name: getattr(keys, f.name) for f in fields(Keys)})

@@ -21,6 +21,7 @@ __all__ = [
     "ROLE_LABEL",
     "Keys",
     "Methodology",
+    "key_names",
 ]
 
 #: The counters a scraper reports per intent and domain under ``item_scraped``.
@@ -57,6 +58,15 @@ class Keys:
     errors_key: str = "errors"
     module_key: str = "module"
     boot_key: str = "boot"
+
+
+def key_names(keys: Keys) -> Keys:
+    """Only the key names of ``keys`` (a :class:`Methodology`'s roles and fields dropped).
+
+    What a projection compares to tell whether one for these names is already
+    registered on a state.
+    """
+    return Keys(**{f.name: getattr(keys, f.name) for f in dataclasses.fields(Keys)})
 
 
 #: The names ``livecluster_keys`` accepts.

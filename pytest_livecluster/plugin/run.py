@@ -443,27 +443,12 @@ class LiveRun:
 
     def _write_files(self, report: RunReport) -> None:
         self.written: list[str] = []
-        try:
-            path = self._write_json(report)
-        except OSError as exc:
-            # Checked at start-up; this is the file system changing under the run.
-            path = None
-            self.warnings.append(
-                f"livecluster: could not write the JSON report to {self.settings.report}: "
-                f"{exc.strerror or exc}"
-            )
-        if path is not None:
-            self.written.append(f"generated livecluster json report: {path.resolve()}")
-        try:
-            page = self._write_html(report)
-        except OSError as exc:
-            page = None
-            self.warnings.append(
-                f"livecluster: could not write the HTML report to {self.settings.html}: "
-                f"{exc.strerror or exc}"
-            )
-        if page is not None:
-            self.written.append(f"generated livecluster html report: {page.resolve()}")
+        self._write_output(
+            "JSON report", "json report", self.settings.report, self._write_json, report
+        )
+        self._write_output(
+            "HTML report", "html report", self.settings.html, self._write_html, report
+        )
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             # The environment chose this path, not the user: a failure to write it is a
@@ -477,6 +462,26 @@ class LiveRun:
                 )
         if self.recorder is not None and self.recorder.path is not None:
             self.written.append(f"generated livecluster recording: {self.recorder.path.resolve()}")
+
+    def _write_output(
+        self,
+        what: str,
+        written: str,
+        target: str | None,
+        write: Callable[[RunReport], Path | None],
+        report: RunReport,
+    ) -> None:
+        """Write one output file; a failure is a warning (checked at start-up, the file
+        system changed under the run), never the tests' exit status."""
+        try:
+            path = write(report)
+        except OSError as exc:
+            self.warnings.append(
+                f"livecluster: could not write the {what} to {target}: {exc.strerror or exc}"
+            )
+            return
+        if path is not None:
+            self.written.append(f"generated livecluster {written}: {path.resolve()}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker:
