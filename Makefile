@@ -16,7 +16,7 @@ TOTALS := --totals 'intents.*.resolution.*.item_scraped.*.item_sent' \
 # The state engine is compiled (mypyc) at install; after a change to it the
 # source runs instead, with a warning, until a reinstall (`make install`)
 # compiles it again (pytest_livecluster/core/_native.py says why).
-COMPILED := pytest_livecluster/core/_fastpath.py pytest_livecluster/core/_paths.py pytest_livecluster/core/_state.py
+COMPILED := pytest_livecluster/core/_fastpath.py pytest_livecluster/core/_paths.py pytest_livecluster/core/_state.py pytest_livecluster/methodology/_kernels.py
 
 install: $(STAMP)
 

@@ -25,10 +25,11 @@ from typing import Any
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-CORE = Path("pytest_livecluster", "core")
-# The compiled engine, in import order; _native.ENGINE and the Makefile's COMPILED agree.
-ENGINE = ["_fastpath", "_paths", "_state"]
-RECORD = CORE / "_buildinfo.py"
+PACKAGE = Path("pytest_livecluster")
+# The compiled engine, in import order, named relative to the package; _native.ENGINE and
+# the Makefile's COMPILED agree.
+ENGINE = ["core._fastpath", "core._paths", "core._state", "methodology._kernels"]
+RECORD = PACKAGE / "core" / "_buildinfo.py"
 RECORD_BUILT = Path("build", "livecluster", "_buildinfo.py")
 # One mypyc shared library for the engine, inside the package rather than at
 # the top level of site-packages under a hashed name.
@@ -69,10 +70,12 @@ def remove_in_place_builds() -> None:
         path.unlink()
 
 
+def source(name: str) -> Path:
+    return PACKAGE.joinpath(*name.split(".")).with_suffix(".py")
+
+
 def write_record() -> None:
-    hashes = {
-        name: hashlib.sha256((CORE / f"{name}.py").read_bytes()).hexdigest() for name in ENGINE
-    }
+    hashes = {name: hashlib.sha256(source(name).read_bytes()).hexdigest() for name in ENGINE}
     lines = "".join(f'    "{name}": "{digest}",\n' for name, digest in hashes.items())
     RECORD_BUILT.parent.mkdir(parents=True, exist_ok=True)
     RECORD_BUILT.write_text(
@@ -99,7 +102,7 @@ def ext_modules() -> list[Any]:
     except ImportError:
         return []
     write_record()
-    sources = [str(CORE / f"{name}.py") for name in ENGINE]
+    sources = [str(source(name)) for name in ENGINE]
     shadow = ["--shadow-file", str(RECORD), str(RECORD_BUILT)]
     # mypy reads every module the engine reaches (the package's __init__
     # reaches them all), but only the engine's own errors may stop the compile:

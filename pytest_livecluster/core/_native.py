@@ -1,16 +1,19 @@
 """Which build of the state engine runs: the compiled one, or its source.
 
-The build (``setup.py``) compiles the engine, the modules in :data:`ENGINE`,
-with mypyc; the extension modules land beside their sources, in the working
-tree for an editable install. Python imports an extension before a source of
-the same name, so an edited source would silently run as its stale compiled
-twin. To rule that out, the build compiles one more module with the engine,
-``_buildinfo``, whose ``SOURCES`` maps each compiled module to the SHA-256 of
-the source it was compiled from. mypyc puts all of one build's modules in one
+The build (``setup.py``) compiles the engine, the modules in :data:`ENGINE`
+(the core's ``_fastpath``, ``_paths`` and ``_state``, and the per-shard
+kernels of the methodology's projections), with mypyc; the extension modules
+land beside their sources, in the working tree for an editable install.
+Python imports an extension before a source of the same name, so an edited
+source would silently run as its stale compiled twin. To rule that out, the
+build compiles one more module with the engine, ``_buildinfo``, whose
+``SOURCES`` maps each compiled module to the SHA-256 of the source it was
+compiled from. mypyc puts all of one build's modules in one
 shared library, so that record always describes the compiled code beside it.
 
 The public modules that front the engine (:mod:`.state`, :mod:`.paths`,
-:mod:`.fastpath`) import this module before the engine, and it decides once
+:mod:`.fastpath`; the methodology's projections import :mod:`.state` before
+their kernels) import this module before the engine, and it decides once
 per process:
 
 =================================  ============================================
@@ -65,11 +68,13 @@ __all__ = [
     "stale_sources",
 ]
 
-PACKAGE: Final = __name__.rpartition(".")[0]
-HERE: Final = Path(__file__).resolve().parent
-# What setup.py compiles (and the Makefile's COMPILED list), in import order.
-ENGINE: Final = ("_fastpath", "_paths", "_state")
-RECORD: Final = "_buildinfo"
+#: The top package, and the folder it is in.
+PACKAGE: Final = __name__.split(".")[0]
+ROOT: Final = Path(__file__).resolve().parents[1]
+# What setup.py compiles (and the Makefile's COMPILED list), in import order, named
+# relative to the top package.
+ENGINE: Final = ("core._fastpath", "core._paths", "core._state", "methodology._kernels")
+RECORD: Final = "core._buildinfo"
 PURE_PYTHON_ENV: Final = "LIVECLUSTER_PURE_PYTHON"
 REBUILD: Final = (
     "Rebuild it with `make install` (or `pip install -e .`), or set "
@@ -91,34 +96,44 @@ else:
         return lambda cls: cls
 
 
+def source_path(name: str, root: Path = ROOT) -> Path:
+    """The source of the compiled module ``name`` (``"core._state"``) under ``root``."""
+    return root.joinpath(*name.split(".")).with_suffix(".py")
+
+
 def source_hash(path: Path) -> str:
     """The SHA-256 of a source file's bytes, as the build records it."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def stale_sources(record: Mapping[str, str], directory: Path = HERE) -> list[str]:
+def stale_sources(record: Mapping[str, str], root: Path = ROOT) -> list[str]:
     """What makes a compiled build recorded as ``record`` unfit to run; empty if nothing.
 
     ``record`` maps each compiled module to the hash of its source at build
-    time. A module whose source is not in ``directory`` is taken as built from
-    what is installed.
+    time. A module whose source is not under ``root`` (the top package's
+    folder) is taken as built from what is installed.
     """
     problems = []
     for name in sorted(set(ENGINE) - set(record)):
-        problems.append(f"{name}.py was not compiled by this build")
+        problems.append(f"{source_path(name, Path())} was not compiled by this build")
     for name in sorted(set(record) & set(ENGINE)):
-        source = directory / f"{name}.py"
+        source = source_path(name, root)
         if source.is_file() and source_hash(source) != record[name]:
             problems.append(f"{source} changed since it was compiled")
     return problems
 
 
 class SourceFinder(importlib.abc.MetaPathFinder):
-    """Imports the engine's modules from their ``.py`` files, even with extensions beside them."""
+    """Imports the engine's modules from their ``.py`` files, even with extensions beside them.
 
-    def __init__(self, package: str = PACKAGE, directory: Path = HERE) -> None:
-        names = (*ENGINE, RECORD)
-        self._sources = {f"{package}.{name}": directory / f"{name}.py" for name in names}
+    ``sources`` maps full module names to their files; by default, every
+    module of :data:`ENGINE` and the record, under :data:`PACKAGE`.
+    """
+
+    def __init__(self, sources: Mapping[str, Path] | None = None) -> None:
+        if sources is None:
+            sources = {f"{PACKAGE}.{name}": source_path(name) for name in (*ENGINE, RECORD)}
+        self._sources = dict(sources)
 
     def find_spec(
         self,

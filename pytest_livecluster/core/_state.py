@@ -46,6 +46,7 @@ __all__ = [
     "merge_patch",
 ]
 _time_ns: Final = time.time_ns
+_new_tuple: Final[Any] = tuple.__new__
 _NULL: Final = b"null"
 _BOM_FIRST: Final = 0xEF
 
@@ -70,7 +71,13 @@ class JournalRow:
         self.raw = raw
 
     def entry(self) -> JournalEntry:
-        return JournalEntry(self.seq, self.recv_ns, self.envelope, self.raw)
+        return _entry(self.seq, self.recv_ns, self.envelope, self.raw)
+
+
+def _entry(seq: int, recv_ns: int, envelope: Envelope, raw: bytes) -> JournalEntry:
+    """A journal entry, made without the named tuple's Python ``__new__``: once per shard."""
+    entry: JournalEntry = _new_tuple(JournalEntry, (seq, recv_ns, envelope, raw))
+    return entry
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -384,7 +391,7 @@ def _accept(
         _evict_expired(engine)
     observers = engine._observers
     if observers:
-        entry = JournalEntry(seq, recv_ns, envelope, line)
+        entry = _entry(seq, recv_ns, envelope, line)
         for observer in observers:
             try:
                 observer.apply(shard, entry)

@@ -24,16 +24,14 @@ from typing import Any, Final
 
 from livecluster.keys import WRITER_SEPARATOR
 
-from ..core.entry import JournalEntry
 from ..core.projection import Projection
+from ._kernels import FactsKernel
 from .schema import Keys, key_names
 
 __all__ = ["MethodologyFacts"]
 
 #: How many distinct sources are remembered as writers of one host key.
 MAX_WRITERS: Final = 4
-
-_NONE: Final = object()
 
 
 class MethodologyFacts(Projection):
@@ -47,68 +45,27 @@ class MethodologyFacts(Projection):
         k = self.keys
         self._intents_key = k.intents_key
         self._resolution_key = k.resolution_key
-        self._hello_key = k.hello_key
-        self._hello_value = k.hello_value
-        self._boot_key = k.boot_key
+        kernel = FactsKernel(
+            k.intents_key,
+            k.resolution_key,
+            k.hello_key,
+            k.hello_value,
+            k.boot_key,
+            WRITER_SEPARATOR,
+            MAX_WRITERS,
+        )
+        #: The compiled per-shard work; its tables are this projection's facts.
+        self.apply = kernel.apply  # type: ignore[method-assign]
         #: host -> when it first said hello
-        self.hello: dict[str, float] = {}
-        #: host -> the last ``boot`` value it wrote
-        self.boots: dict[str, Any] = {}
-        #: host -> how often its ``boot`` value changed
-        self.restarts: dict[str, int] = {}
-        #: host key -> envelope sources that wrote it, first first
-        self.writers: dict[str, list[str]] = {}
+        self.hello: dict[str, float] = kernel.hello
+        #: host key -> the last ``boot`` value it wrote
+        self.boots: dict[str, Any] = kernel.boots
+        #: host key -> how often its ``boot`` value changed
+        self.restarts: dict[str, int] = kernel.restarts
+        #: host -> envelope sources that wrote it, first first
+        self.writers: dict[str, list[str]] = kernel.writers
         #: intent id -> {"": first seen, host: first write under its resolution}
-        self.intents: dict[str, dict[str, float]] = {}
-
-    def apply(self, shard: dict[str, Any], entry: JournalEntry) -> None:
-        # Runs for every shard: written flat, with no call per key.
-        envelope = entry.envelope
-        source = envelope.source
-        when = (envelope.origin_ns or entry.recv_ns) / 1e9
-        writers = self.writers
-        for key, value in shard.items():
-            if key == self._intents_key:
-                if type(value) is not dict:
-                    continue
-                timelines = self.intents
-                for iid, body in value.items():
-                    if type(body) is not dict:
-                        if body is None:  # the intent was deleted
-                            timelines.pop(iid, None)
-                        continue
-                    seen = timelines.get(iid)
-                    if seen is None:
-                        seen = timelines[iid] = {"": when}
-                    resolution = body.get(self._resolution_key)
-                    if type(resolution) is not dict:
-                        continue
-                    for writer in resolution:
-                        host = writer.partition(WRITER_SEPARATOR)[0]  # a process: its host
-                        if host not in seen:
-                            seen[host] = when
-                        known = writers.get(host)
-                        if known is None:
-                            writers[host] = [source]
-                        elif source not in known and len(known) < MAX_WRITERS:
-                            known.append(source)
-                continue
-            host = key.partition(WRITER_SEPARATOR)[0]  # a process's key: its host
-            known = writers.get(host)
-            if known is None:
-                writers[host] = [source]
-            elif source not in known and len(known) < MAX_WRITERS:
-                known.append(source)
-            if type(value) is not dict:
-                continue
-            if host not in self.hello and value.get(self._hello_key) == self._hello_value:
-                self.hello[host] = when
-            boot = value.get(self._boot_key)
-            if boot is not None:
-                last = self.boots.get(key, _NONE)
-                if last is not _NONE and last != boot:
-                    self.restarts[key] = self.restarts.get(key, 0) + 1
-                self.boots[key] = boot
+        self.intents: dict[str, dict[str, float]] = kernel.intents
 
     def evicted(self, path: tuple[Hashable, ...]) -> None:
         if not path:

@@ -33,16 +33,15 @@ deleted or evicted is forgotten without taking its items back.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Hashable, Iterable, Mapping
-from typing import Any, Final, TypeGuard
+from typing import Any, Final
 
 from livecluster.keys import WRITER_SEPARATOR
 
-from ..core.entry import JournalEntry
 from ..core.projection import Projection
 from ..core.state import State
 from ..exceptions import ConfigError
+from ._kernels import Cell, HistoryKernel
 from .schema import Keys, key_names
 
 __all__ = ["GROUPS", "MAX_KEYS", "MAX_POINTS", "OTHER", "SERIES", "History", "history_of"]
@@ -67,16 +66,6 @@ SERIES: Final = tuple(GROUPS)
 RATE_WINDOW: Final = 60.0
 
 _TOTAL: Final = ""
-_TOTALS: Final = {name: (name, _TOTAL, _TOTAL) for name in GROUPS}
-_BY_SCRAPER: Final = ("scraper", "domain")
-_BY_HOST_TYPE: Final = ("host", "type", "domain")
-_BY_SOURCE: Final = ("source",)
-_SCRAPE_ERROR: Final = "scrape error"
-Cell = tuple[str, str, str]  # (series, group, name); group "" is the series' total
-
-
-def _number(value: Any) -> TypeGuard[int | float]:
-    return (type(value) is int or type(value) is float) and math.isfinite(value)
 
 
 class History(Projection):
@@ -88,286 +77,66 @@ class History(Projection):
         super().__init__()
         k = self.keys = key_names(keys or Keys())
         self._intents_key = k.intents_key
-        self._resolution_key = k.resolution_key
-        self._scraped_key = k.scraped_key
-        self._received_key = k.received_key
-        self._errors_key = k.errors_key
-        self.max_points = max(2, max_points)
-        #: seconds per bucket; doubles when the series would exceed max_points
-        self.step = 1.0
-        #: bucket index (time // step) -> {cell: count}
-        self.buckets: dict[int, dict[Cell, float]] = {}
-        self._names: dict[tuple[str, str], set[str]] = {}
-        self._cells: dict[Cell, Cell] = {}
-        self._line_cells: dict[str, Cell] = {}
-        self._item_cells: dict[tuple[str, str], tuple[tuple[Cell, ...], tuple[Cell, ...]]] = {}
-        # The last cumulative value of each counter leaf, to add only growth.
-        self._scraped: dict[str, dict[tuple[str, str], list[float]]] = {}
-        self._received: dict[str, dict[str, float]] = {}
-        self._errors: dict[tuple[str, str], float] = {}
-        self._sources: dict[str, tuple[int, int]] = {}
-        #: The latest shard time seen (unix seconds), or None before the first shard.
-        self.last: float | None = None
-        self._last_index: int | None = None
-        self._last_bucket: dict[Cell, float] = {}
-        # Items of the last bucket, per (scraper, domain), not yet added to its cells: a
-        # second's shards of one scraper and domain cost one set of cell updates, not one each.
-        self._pending: dict[tuple[str, str], list[float]] = {}
+        self._kernel = kernel = HistoryKernel(
+            k.intents_key,
+            k.resolution_key,
+            k.scraped_key,
+            k.received_key,
+            k.errors_key,
+            WRITER_SEPARATOR,
+            max_points,
+            MAX_KEYS,
+            OTHER,
+        )
+        #: The compiled per-shard work; it holds the buckets.
+        self.apply = kernel.apply  # type: ignore[method-assign]
+        self._flush = kernel.flush
 
-    # -- writing (ingest thread, state lock held) ---------------------------------------
+    @property
+    def max_points(self) -> int:
+        """The most points the series keep."""
+        return self._kernel.max_points
 
-    def apply(self, shard: dict[str, Any], entry: JournalEntry) -> None:
-        # Runs for every shard, so written for speed: tuples unpacked, the last
-        # bucket and each source's lines cell looked up once.
-        _, recv_ns, envelope, _ = entry
-        source, _, origin_ns, _, _ = envelope
-        when = (origin_ns or recv_ns) / 1e9
-        if self.last is None or when > self.last:
-            self.last = when
-        index = int(when / self.step)  # times are positive: int() is floor()
-        if index == self._last_index:
-            bucket = self._last_bucket
-        else:
-            self._flush()
-            bucket = self._bucket(when)
-            self._last_index, self._last_bucket = int(when / self.step), bucket
-        cell = self._line_cells.get(source)
-        if cell is None:
-            cell = self._line_cells[source] = self._new_cell("lines", "source", source)
-        bucket[cell] = bucket.get(cell, 0) + 1  # the lines total is their sum, when read
-        if len(shard) == 1 and self._intents_key in shard:  # the common shard: one intent's
-            intents = shard[self._intents_key]
-            if type(intents) is dict:
-                self._apply_intents(bucket, intents)
-                return
-        for key, value in shard.items():
-            if type(value) is not dict:
-                if value is None and key != self._intents_key:
-                    self._forget_host(key)
-                elif value is None:
-                    self._scraped.clear()
-                    self._received.clear()
-                continue
-            if key == self._intents_key:
-                self._apply_intents(bucket, value)
-                continue
-            errors = value.get(self._errors_key)
-            if type(errors) is dict:
-                self._apply_errors(bucket, key, errors)
+    @property
+    def step(self) -> float:
+        """Seconds per bucket; doubles when the series would exceed :attr:`max_points`."""
+        return self._kernel.step
 
-    def _apply_intents(self, bucket: dict[Cell, float], intents: dict[str, Any]) -> None:
-        resolution_key, received_key = self._resolution_key, self._received_key
-        scraped_key = self._scraped_key
-        for iid, body in intents.items():
-            if type(body) is not dict:
-                if body is None:
-                    self._scraped.pop(iid, None)
-                    self._received.pop(iid, None)
-                continue
-            resolution = body.get(resolution_key)
-            if type(resolution) is not dict:
-                continue
-            for writer, answer in resolution.items():
-                if type(answer) is not dict:
-                    continue
-                host = writer.partition(WRITER_SEPARATOR)[0]  # a process: credited to its host
-                received = answer.get(received_key)
-                if type(received) is int or type(received) is float:
-                    seen = self._received.get(iid)
-                    if seen is None:
-                        seen = self._received[iid] = {}
-                    grown = received - seen.get(writer, 0)
-                    if grown > 0:
-                        seen[writer] = received
-                        self._add(bucket, "received", grown, ("spotter",), (host,))
-                scraped = answer.get(scraped_key)
-                if type(scraped) is dict:
-                    self._apply_scraped(bucket, iid, writer, host, scraped)
+    @property
+    def buckets(self) -> dict[int, dict[Cell, float]]:
+        """Bucket index (time // step) -> {cell: count}."""
+        return self._kernel.buckets
 
-    def _apply_scraped(
-        self,
-        bucket: dict[Cell, float],
-        iid: str,
-        writer: str,
-        host: str,
-        scraped: dict[str, Any],
-    ) -> None:
-        seen = self._scraped.get(iid)
-        if seen is None:
-            seen = self._scraped[iid] = {}
-        errors_key = self._errors_key
-        add = self._add
-        pending = self._pending
-        for domain, fields in scraped.items():
-            if type(fields) is not dict:
-                continue
-            last = seen.get((writer, domain))
-            if last is None:
-                last = seen[(writer, domain)] = [0, 0, 0]
-            leaf = (host, domain)
-            collected: Any = fields.get("item_collected")
-            sent: Any = fields.get("item_sent")
-            grew_collected = (
-                type(collected) is int or type(collected) is float
-            ) and collected > last[0]
-            grew_sent = (type(sent) is int or type(sent) is float) and sent > last[1]
-            if grew_collected or grew_sent:
-                waiting = pending.get(leaf)
-                if waiting is None:
-                    waiting = pending[leaf] = [0, 0]
-                if grew_collected:
-                    waiting[0] += collected - last[0]
-                    last[0] = collected
-                if grew_sent:
-                    waiting[1] += sent - last[1]
-                    last[1] = sent
-            n = fields.get(errors_key)
-            if (type(n) is int or type(n) is float) and n > last[2]:
-                add(bucket, "errors", n - last[2], _BY_HOST_TYPE, (host, _SCRAPE_ERROR, domain))
-                last[2] = n
-
-    def _apply_errors(self, bucket: dict[Cell, float], writer: str, errors: dict[str, Any]) -> None:
-        host = writer.partition(WRITER_SEPARATOR)[0]
-        for kind, info in errors.items():
-            domain = None
-            if type(info) is dict:
-                count = info.get("count", 1)
-                domain = info.get("domain")
-            elif info is None:
-                self._errors.pop((writer, kind), None)
-                continue
-            else:
-                count = info if _number(info) else 1
-            if not _number(count):
-                continue
-            grown = count - self._errors.get((writer, kind), 0)
-            if grown <= 0:
-                continue
-            self._errors[(writer, kind)] = count
-            if isinstance(domain, str):
-                self._add(bucket, "errors", grown, _BY_HOST_TYPE, (host, kind, domain))
-            else:
-                self._add(bucket, "errors", grown, _BY_HOST_TYPE[:2], (host, kind))
-
-    def _forget_host(self, host: str) -> None:
-        for key in [k for k in self._errors if k[0] == host]:
-            del self._errors[key]
+    @property
+    def last(self) -> float | None:
+        """The latest shard time seen (unix seconds), or None before the first shard."""
+        return self._kernel.last
 
     def evicted(self, path: tuple[Hashable, ...]) -> None:
         if not path:
             return
         if path[0] == self._intents_key:
             if len(path) == 1:
-                self._scraped.clear()
-                self._received.clear()
+                self._kernel.forget_intents(None)
             elif len(path) == 2:
-                self._scraped.pop(str(path[1]), None)
-                self._received.pop(str(path[1]), None)
+                self._kernel.forget_intents(str(path[1]))
             return
         if len(path) <= 2:
-            self._forget_host(str(path[0]))
-
-    def _flush(self) -> None:
-        """Add the pending items to the cells of the last bucket."""
-        if not self._pending:
-            return
-        bucket = self._last_bucket
-        for leaf, (collected, sent) in self._pending.items():
-            cells = self._item_cells.get(leaf)
-            if cells is None:
-                cells = self._item_cells[leaf] = self._new_item_cells(*leaf)
-            for n, targets in ((collected, cells[0]), (sent, cells[1])):
-                if n:
-                    for cell in targets:
-                        bucket[cell] = bucket.get(cell, 0) + n
-        self._pending.clear()
+            self._kernel.forget_host(str(path[0]))
 
     def note_sources(self, when: float, health: Iterable[Mapping[str, Any]]) -> None:
         """Add the reconnects and gaps the sources counted since the last call, at ``when``."""
+        kernel = self._kernel
         with self._locked():
-            self._flush()
-            bucket = self._bucket(when)
+            kernel.flush()
+            bucket = kernel.bucket(when)
             for h in health:
-                source = str(h.get("source"))
-                reconnects, gaps = int(h.get("reconnects") or 0), int(h.get("gaps") or 0)
-                last_r, last_g = self._sources.get(source, (0, 0))
-                if reconnects > last_r:
-                    self._add(bucket, "reconnects", reconnects - last_r, _BY_SOURCE, (source,))
-                if gaps > last_g:
-                    self._add(bucket, "gaps", gaps - last_g, _BY_SOURCE, (source,))
-                self._sources[source] = (max(reconnects, last_r), max(gaps, last_g))
-
-    # -- buckets ---------------------------------------------------------------------------
-
-    def _bucket(self, when: float) -> dict[Cell, float]:
-        index = math.floor(when / self.step)
-        bucket = self.buckets.get(index)
-        if bucket is None:
-            bucket = self.buckets[index] = {}
-            if len(self.buckets) > 1:
-                lo, hi = min(self.buckets), max(self.buckets)
-                if hi - lo + 1 > self.max_points:
-                    self._coarsen(lo, hi)
-                    return self._bucket(when)
-        return bucket
-
-    def _coarsen(self, lo: int, hi: int) -> None:
-        """Merge neighbouring buckets until the span fits in max_points."""
-        while hi - lo + 1 > self.max_points:
-            merged: dict[int, dict[Cell, float]] = {}
-            for index, cells in self.buckets.items():
-                into = merged.setdefault(index // 2, {})
-                for cell, n in cells.items():
-                    into[cell] = into.get(cell, 0) + n
-            self.buckets = merged
-            self.step *= 2
-            self._last_index = None
-            lo, hi = lo // 2, hi // 2
-
-    def _add(
-        self,
-        bucket: dict[Cell, float],
-        series: str,
-        n: float,
-        groups: tuple[str, ...],
-        names: tuple[str, ...],
-    ) -> None:
-        """Add ``n`` to the series' total and to each ``groups[i]`` breakdown's ``names[i]``."""
-        total = _TOTALS[series]
-        bucket[total] = bucket.get(total, 0) + n
-        cells = self._cells
-        for group, name in zip(groups, names):  # noqa: B905 (callers pass equal lengths)
-            cell = cells.get((series, group, name))
-            if cell is None:
-                cell = self._new_cell(series, group, name)
-            bucket[cell] = bucket.get(cell, 0) + n
-
-    def _new_item_cells(self, host: str, domain: str) -> tuple[tuple[Cell, ...], tuple[Cell, ...]]:
-        """The cells one scraper's items on one domain count in: collected, then sent."""
-        return tuple(  # type: ignore[return-value]
-            (
-                _TOTALS[series],
-                self._new_cell(series, "scraper", host),
-                self._new_cell(series, "domain", domain),
-            )
-            for series in ("collected", "sent")
-        )
-
-    def _new_cell(self, series: str, group: str, name: str) -> Cell:
-        """The cell ``name`` counts in: its own, or ``(other)`` past :data:`MAX_KEYS` names."""
-        known = self._names.get((series, group))
-        if known is None:
-            known = self._names[(series, group)] = set()
-        cell = self._cells.get((series, group, name))
-        if cell is not None:
-            return cell
-        cell = (series, group, name)
-        if len(known) >= MAX_KEYS:
-            cell = (series, group, OTHER)
-        else:
-            known.add(name)
-        self._cells[(series, group, name)] = cell
-        return cell
+                kernel.note_source(
+                    bucket,
+                    str(h.get("source")),
+                    int(h.get("reconnects") or 0),
+                    int(h.get("gaps") or 0),
+                )
 
     def _locked(self) -> Any:
         return self.state._lock if self.state is not None else contextlib.nullcontext()

@@ -49,7 +49,13 @@ def source_twin() -> ModuleType:
     is the real one.
     """
     name = "pytest_livecluster._source_core"
-    finder = _native.SourceFinder(package=name)
+    finder = _native.SourceFinder(
+        {
+            f"{name}.{module.removeprefix('core.')}": _native.source_path(module)
+            for module in (*_native.ENGINE, _native.RECORD)
+            if module.startswith("core.")
+        }
+    )
     sys.meta_path.insert(0, finder)
     try:
         spec = importlib.util.spec_from_file_location(
@@ -135,7 +141,7 @@ def test_hot_modules_are_compiled_in_ci() -> None:
         pytest.skip("only CI insists on the compiled build")
     assert _native.COMPILED, _native.REASON
     for name in _native.ENGINE:
-        module = importlib.import_module(f"pytest_livecluster.core.{name}")
+        module = importlib.import_module(f"pytest_livecluster.{name}")
         assert module.__file__ is not None
         assert module.__file__.endswith(".so"), f"{name} is not compiled: {module.__file__}"
 
@@ -213,20 +219,26 @@ def test_every_public_method_of_state_is_documented() -> None:
 
 def test_a_source_that_differs_from_the_record_is_stale(tmp_path: Path) -> None:
     for name in _native.ENGINE:
-        (tmp_path / f"{name}.py").write_text(f"# {name}\n")
-    record = {name: _native.source_hash(tmp_path / f"{name}.py") for name in _native.ENGINE}
+        _native.source_path(name, tmp_path).parent.mkdir(exist_ok=True)
+        _native.source_path(name, tmp_path).write_text(f"# {name}\n")
+    record = {
+        name: _native.source_hash(_native.source_path(name, tmp_path)) for name in _native.ENGINE
+    }
     assert _native.stale_sources(record, tmp_path) == []
 
-    (tmp_path / "_paths.py").write_text("# _paths, edited\n")
+    (tmp_path / "core" / "_paths.py").write_text("# _paths, edited\n")
+    (tmp_path / "methodology" / "_kernels.py").write_text("# _kernels, edited\n")
     assert _native.stale_sources(record, tmp_path) == [
-        f"{tmp_path / '_paths.py'} changed since it was compiled"
+        f"{tmp_path / 'core' / '_paths.py'} changed since it was compiled",
+        f"{tmp_path / 'methodology' / '_kernels.py'} changed since it was compiled",
     ]
 
 
 def test_a_record_without_a_module_or_without_sources() -> None:
-    record = {"_fastpath": "0" * 64, "_state": "0" * 64}
+    record = {"core._fastpath": "0" * 64, "core._state": "0" * 64}
     assert _native.stale_sources(record, Path("/nonexistent")) == [
-        "_paths.py was not compiled by this build"
+        "core/_paths.py was not compiled by this build",
+        "methodology/_kernels.py was not compiled by this build",
     ]
 
 
@@ -277,7 +289,7 @@ def test_an_unchanged_copy_runs_compiled(built_copy: Path) -> None:
 
 @pytest.mark.parametrize("name", _native.ENGINE)
 def test_an_edited_source_runs_instead_of_its_stale_build(built_copy: Path, name: str) -> None:
-    source = built_copy / "pytest_livecluster" / "core" / f"{name}.py"
+    source = _native.source_path(name, built_copy / "pytest_livecluster")
     source.write_text(source.read_text() + "\n# edited after the build\n")
     done = run_engine(built_copy)
     compiled, path, total, reason = done.stdout.splitlines()
@@ -295,7 +307,7 @@ def test_a_missing_compiled_module_means_none_runs(built_copy: Path) -> None:
     done = run_engine(built_copy)
     compiled, path, _, reason = done.stdout.splitlines()
     assert (compiled, path.endswith("_state.py")) == ("False", True)
-    assert reason == "stale: _paths has no compiled module"
+    assert reason == "stale: core._paths has no compiled module"
     assert "RuntimeWarning" in done.stderr
 
 
@@ -319,4 +331,119 @@ def test_setup_and_makefile_compile_the_engine() -> None:
     assert tuple(listed) == _native.ENGINE
     makefile = (REPO / "Makefile").read_text()
     (line,) = re.findall(r"^COMPILED := (.*)$", makefile, re.MULTILINE)
-    assert line.split() == [f"pytest_livecluster/core/{name}.py" for name in _native.ENGINE]
+    assert line.split() == [
+        str(_native.source_path(name, Path("pytest_livecluster"))) for name in _native.ENGINE
+    ]
+
+
+# -- the methodology's kernels ------------------------------------------------------
+
+
+def kernels_source() -> ModuleType:
+    """``methodology/_kernels`` again, from its ``.py`` file (it imports nothing of ours)."""
+    path = _native.source_path("methodology._kernels")
+    spec = importlib.util.spec_from_file_location("pytest_livecluster._source_kernels", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+KERNELS_SOURCE = kernels_source()
+
+counts = st.one_of(
+    st.integers(min_value=-5, max_value=50),
+    st.floats(min_value=-1, max_value=50, allow_nan=False),
+    st.none(),
+    st.text(max_size=2),
+)
+writers = st.sampled_from(["scraper-1", "scraper-1/7-a", "spotter-1", "spotter-2/9-b"])
+domains = st.sampled_from(["a.example", "b.example"])
+answers = st.fixed_dictionaries(
+    {},
+    optional={
+        "received": counts,
+        "item_scraped": st.dictionaries(
+            domains,
+            st.fixed_dictionaries(
+                {}, optional={"item_collected": counts, "item_sent": counts, "errors": counts}
+            ),
+            max_size=2,
+        ),
+    },
+)
+intents = st.dictionaries(
+    st.sampled_from(["i-1", "i-2"]),
+    st.one_of(st.none(), st.fixed_dictionaries({"resolution": st.dictionaries(writers, answers)})),
+    max_size=2,
+)
+hosts = st.fixed_dictionaries(
+    {},
+    optional={
+        "msg": st.sampled_from(["hello", "bye"]),
+        "boot": st.integers(0, 2),
+        "errors": st.dictionaries(
+            st.sampled_from(["Timeout", "HTTPError"]),
+            st.one_of(
+                counts, st.fixed_dictionaries({"count": counts}, optional={"domain": domains})
+            ),
+            max_size=2,
+        ),
+    },
+)
+method_shards = st.dictionaries(
+    st.sampled_from(["intents", "scraper-1", "spotter-2/9-b"]),
+    st.one_of(st.none(), hosts),
+    max_size=2,
+).flatmap(lambda s: intents.map(lambda i: {**s, "intents": i} if i else s))
+timed_shards = st.lists(
+    st.tuples(method_shards, st.integers(0, 3_000), st.sampled_from(["docker:a", "docker:b"])),
+    max_size=25,
+)
+
+
+def run_kernels(module: ModuleType, data: list[tuple[dict[str, Any], int, str]]) -> Any:
+    facts = module.FactsKernel("intents", "resolution", "msg", "hello", "boot", "/", 4)
+    history = module.HistoryKernel(
+        "intents", "resolution", "item_scraped", "received", "errors", "/", 8, 3, "(other)"
+    )
+    for seq, (shard, second, source) in enumerate(data):
+        entry = installed.JournalEntry(
+            seq, 0, installed.Envelope(source, origin_ns=(T_BASE + second) * 10**9), b"{}"
+        )
+        facts.apply(shard, entry)
+        history.apply(shard, entry)
+    history.flush()
+    return (
+        facts.hello,
+        facts.boots,
+        facts.restarts,
+        facts.writers,
+        facts.intents,
+        history.step,
+        history.last,
+        {i: sorted(cells.items()) for i, cells in history.buckets.items()},
+    )
+
+
+T_BASE = 1_700_000_000
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(timed_shards)
+def test_the_methodology_kernels_match_their_source(
+    data: list[tuple[dict[str, Any], int, str]],
+) -> None:
+    from pytest_livecluster.methodology import _kernels
+
+    # repr, not ==: an int counted as a float would compare equal and print differently.
+    assert repr(run_kernels(_kernels, data)) == repr(run_kernels(KERNELS_SOURCE, data))
+
+
+def test_the_kernels_source_twin_is_the_source() -> None:
+    assert KERNELS_SOURCE.__file__ is not None
+    assert KERNELS_SOURCE.__file__.endswith("_kernels.py")
+    from pytest_livecluster.methodology import _kernels
+
+    assert KERNELS_SOURCE.HistoryKernel is not _kernels.HistoryKernel
