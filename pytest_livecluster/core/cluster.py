@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import tenacity
-from deepdiff import DeepDiff
 
 from .._values import positive_seconds
 from . import jsonutil
@@ -308,6 +307,8 @@ class Cluster:
         then = _at(before, path)
         if then == now:
             return f"{where} did not change since the test began: {_short(now, 2000)}"
+        from deepdiff import DeepDiff  # only to explain a failure: kept off the start-up path
+
         diff = DeepDiff(then, now, verbose_level=2)
         lines = diff.pretty().splitlines()
         if len(lines) > MAX_DIFF_LINES:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import pytest
 
-from ..alerts import InvariantOutcome
+from ..alerts.model import InvariantOutcome
 from ..core.entry import describe_entry
 from ..core.invariants import Invariant, Verdict
 from .report import Section

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ..alerts import TestOutcome
+from ..alerts.model import TestOutcome
 from ..exceptions import EventuallyFailed
 
 __all__ = ["LIVE_ATTR", "TestTimeline", "headline", "is_live", "outcomes", "tag_report"]

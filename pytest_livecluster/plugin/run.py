@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -23,8 +23,7 @@ from .. import _escape
 from .._files import append_text, write_atomic
 from .._retry import Deadline, wait_until
 from .._secrets import display_spec, scrub
-from ..alerts import Alerter, AlertRound, InvariantOutcome, SourceObservation, TestOutcome
-from ..alerts.alerter import ci_link
+from ..alerts.model import InvariantOutcome, SourceObservation, TestOutcome
 from ..core import jsonutil
 from ..core.cluster import Cluster, describe_entry
 from ..core.collector import Collector
@@ -39,6 +38,9 @@ from .config import Settings
 from .outcomes import LIVE_ATTR, TestTimeline, outcomes, tag_report
 from .report import RunReport, Section, build_report, merge_worker_reports
 from .signals import install_sigterm_interrupt
+
+if TYPE_CHECKING:
+    from ..alerts.alerter import Alerter, AlertRound
 
 __all__ = ["LiveRun"]
 
@@ -79,6 +81,8 @@ class LiveRun:
         self.worker_reports: dict[str, dict[str, Any]] = {}
         self.alerter: Alerter | None = None
         if settings.alerting is not None and not self.is_worker:
+            from ..alerts.alerter import Alerter, ci_link  # HTTP clients: only when alerting
+
             report = str(Path(settings.report).resolve()) if settings.report else None
             self.alerter = Alerter(
                 settings.alerting, cluster=settings.name, report_path=report, link=ci_link()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..alerts import SourceObservation
+from ..alerts.model import SourceObservation
 from .invariants import Judged
 from .run import LiveRun
 
