@@ -317,28 +317,35 @@ class Engine:
             envelope = DIRECT
         if type(line) is not bytes:
             line = _to_bytes(line)
-        shard: dict[str, Any] | Rejection | None = quick_shard(
-            line, self._max_bytes, self._max_depth
-        )
-        if shard is None:
-            shard = parse_shard(line, self.limits)
+        shard = _parse(self, line)
         recv_ns = _time_ns()
         lock = self._lock
         lock.acquire()  # cheaper than ``with`` once compiled
         try:
-            self._seq = seq = self._seq + 1
-            if self._sink is not None:
-                self._sink(seq, recv_ns, envelope, line)
-            if type(shard) is not dict:
-                assert isinstance(shard, Rejection)
-                _reject(self, seq, recv_ns, envelope, line, shard)
-                return False
-            if line[0] == _BOM_FIRST and line.startswith(BOM):
-                self._bom += 1
-            _accept(self, shard, seq, recv_ns, envelope, line)
+            return _take(self, shard, recv_ns, envelope, line)
         finally:
             lock.release()
-        return True
+
+    def ingest_batch(self, batch: list[tuple[bytes, Envelope]]) -> int:
+        """:meth:`ingest` each ``(line, envelope)`` of ``batch``, in order, under one
+        taking of the lock; return how many were accepted.
+
+        For a source that reads many lines at once (a chunk of a Docker log): the
+        lines share one arrival time, and a reader waits for the whole batch.
+        """
+        recv_ns = _time_ns()
+        accepted = 0
+        lock = self._lock
+        lock.acquire()
+        try:
+            for line, envelope in batch:
+                if type(line) is not bytes:
+                    line = _to_bytes(line)
+                if _take(self, _parse(self, line), recv_ns, envelope, line):
+                    accepted += 1
+        finally:
+            lock.release()
+        return accepted
 
     def merge(self, shard: Mapping[str, Any], envelope: Envelope = DIRECT) -> None:
         if not isinstance(shard, Mapping):
@@ -363,6 +370,37 @@ class Engine:
 
 
 # Called with the engine's lock held, from here down.
+
+
+def _parse(engine: Engine, line: bytes) -> dict[str, Any] | Rejection:
+    """The shard of ``line``, or why it is not one (no lock needed)."""
+    shard: dict[str, Any] | Rejection | None = quick_shard(
+        line, engine._max_bytes, engine._max_depth
+    )
+    if shard is None:
+        shard = parse_shard(line, engine.limits)
+    return shard
+
+
+def _take(
+    engine: Engine,
+    shard: dict[str, Any] | Rejection,
+    recv_ns: int,
+    envelope: Envelope,
+    line: bytes,
+) -> bool:
+    """Number one parsed line, then accept or reject it (lock held); whether accepted."""
+    engine._seq = seq = engine._seq + 1
+    if engine._sink is not None:
+        engine._sink(seq, recv_ns, envelope, line)
+    if type(shard) is not dict:
+        assert isinstance(shard, Rejection)
+        _reject(engine, seq, recv_ns, envelope, line, shard)
+        return False
+    if line[0] == _BOM_FIRST and line.startswith(BOM):
+        engine._bom += 1
+    _accept(engine, shard, seq, recv_ns, envelope, line)
+    return True
 
 
 def _accept(

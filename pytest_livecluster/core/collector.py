@@ -270,13 +270,14 @@ def _forever(timeout: float | None) -> float:
 class _Feed:
     """What the collector hands a source's :meth:`~Source.run`: ingest, and ``follow``."""
 
-    __slots__ = ("_collector", "_health", "_hook", "_ingest", "_source", "lines")
+    __slots__ = ("_collector", "_health", "_hook", "_ingest", "_ingest_batch", "_source", "lines")
 
     def __init__(self, collector: Collector, source: Source) -> None:
         self._collector = collector
         self._source = source
         self._health = source.health
         self._ingest = collector.state.ingest
+        self._ingest_batch = collector.state.ingest_batch
         self._hook = collector._on_line
         #: Lines this feed handed to the state. A source calls its feed from one thread
         #: at a time, so the count needs no lock; the collector sums the feeds'.
@@ -293,6 +294,20 @@ class _Feed:
         self.lines += 1
         collector = self._collector
         if collector._idle_waiters:  # no lock or wake-up per line when nobody waits
+            with collector._lock:
+                collector._activity.notify_all()
+
+    def batch(self, lines: list[tuple[bytes, Envelope]], /) -> None:
+        """Take several lines at once, in order (see :meth:`State.ingest_batch`)."""
+        if self._hook is not None:
+            for raw, envelope in lines:
+                self(raw, envelope)
+            return
+        accepted = self._ingest_batch(lines)
+        self._health.rejected += len(lines) - accepted
+        self.lines += len(lines)
+        collector = self._collector
+        if collector._idle_waiters:
             with collector._lock:
                 collector._activity.notify_all()
 

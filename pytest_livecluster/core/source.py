@@ -69,6 +69,10 @@ class Feed(Protocol):
     def __call__(self, raw: bytes, envelope: Envelope, /) -> object:
         """Take one raw line (without its newline) and where it came from."""
 
+    def batch(self, lines: list[tuple[bytes, Envelope]], /) -> None:
+        """Take several ``(raw, envelope)`` lines at once, in order: a source that reads
+        many lines at a time hands them over together (one lock, one wake-up)."""
+
     def follow(self, source: Source, /) -> Followed:
         """Run ``source`` beside the one this feed belongs to."""
 

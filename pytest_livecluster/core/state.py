@@ -248,6 +248,15 @@ class State(Engine):
 
     # -- writing -------------------------------------------------------------
 
+    def ingest_batch(self, batch: list[tuple[bytes, Envelope]]) -> int:
+        """Ingest each ``(line, envelope)`` of ``batch`` in order, as :meth:`ingest` would,
+        under one taking of the lock; return how many were accepted.
+
+        For a source that reads many lines at once (a chunk of a Docker log): the
+        lines share one arrival time, and readers wait for the whole batch.
+        """
+        return Engine.ingest_batch(self, batch)
+
     def merge(self, shard: Mapping[str, Any], envelope: Envelope = DIRECT) -> None:
         """Merge a shard given as an object; the state keeps no reference to it."""
         Engine.merge(self, shard, envelope)

@@ -41,6 +41,21 @@ def _is_number(value: Any) -> bool:
     return type(value) is int or type(value) is float
 
 
+#: How many writer keys a kernel remembers the host of before it starts over.
+_MAX_HOSTS: Final = 100_000
+
+
+def _host(hosts: dict[str, str], writer: str, separator: str) -> str:
+    """The host of writer key ``writer`` (``host/incarnation`` -> ``host``), remembered."""
+    host = hosts.get(writer)
+    if host is None:
+        if len(hosts) >= _MAX_HOSTS:
+            hosts.clear()
+        host = writer.partition(separator)[0]
+        hosts[writer] = host
+    return host
+
+
 class FactsKernel:
     """Hello latches, restarts, writers and intent timelines, kept from every shard."""
 
@@ -71,6 +86,7 @@ class FactsKernel:
         self.writers: dict[str, list[str]] = {}
         #: intent id -> {"": first seen, host: first write under its resolution}
         self.intents: dict[str, dict[str, float]] = {}
+        self._hosts: dict[str, str] = {}
 
     def apply(self, shard: dict[str, Any], entry: tuple[Any, ...]) -> None:
         """Keep the facts of one shard; ``entry`` is its journal entry."""
@@ -83,7 +99,7 @@ class FactsKernel:
                 if type(value) is dict:
                     self._intents(value, source, when)
                 continue
-            host = key.partition(self.separator)[0]  # a process's key: its host
+            host = _host(self._hosts, key, self.separator)  # a process's key: its host
             self._wrote(host, source)
             if type(value) is not dict:
                 continue
@@ -111,7 +127,7 @@ class FactsKernel:
             if type(resolution) is not dict:
                 continue
             for writer in resolution:
-                host = writer.partition(self.separator)[0]  # a process: its host
+                host = _host(self._hosts, writer, self.separator)  # a process: its host
                 if host not in seen:
                     seen[host] = when
                 self._wrote(host, source)
@@ -159,7 +175,8 @@ class HistoryKernel:
         self._line_cells: dict[str, Cell] = {}
         self._item_cells: dict[tuple[str, str], tuple[Cell, Cell, Cell, Cell, Cell, Cell]] = {}
         # The last cumulative value of each counter leaf, to add only growth.
-        self._scraped: dict[str, dict[tuple[str, str], list[Any]]] = {}
+        # intent -> writer -> domain -> [collected, sent, errors]
+        self._scraped: dict[str, dict[str, dict[str, list[Any]]]] = {}
         self._received: dict[str, dict[str, Any]] = {}
         self._errors: dict[tuple[str, str], Any] = {}
         self._sources: dict[str, tuple[int, int]] = {}
@@ -167,7 +184,9 @@ class HistoryKernel:
         self._last_bucket: dict[Cell, Any] = {}
         # Items of the last bucket, per (scraper, domain), not yet added to its cells: a
         # second's shards of one scraper and domain cost one set of cell updates, not one each.
-        self._pending: dict[tuple[str, str], list[Any]] = {}
+        # host -> domain -> [collected, sent]
+        self._pending: dict[str, dict[str, list[Any]]] = {}
+        self._hosts: dict[str, str] = {}
 
     # -- every shard ---------------------------------------------------------------------
 
@@ -224,7 +243,7 @@ class HistoryKernel:
             for writer, answer in resolution.items():
                 if type(answer) is not dict:
                     continue
-                host = writer.partition(self.separator)[0]  # a process: credited to its host
+                host = _host(self._hosts, writer, self.separator)  # credited to its host
                 received = answer.get(received_key)
                 if _is_number(received):
                     seen = self._received.get(iid)
@@ -242,29 +261,35 @@ class HistoryKernel:
     def _scraped_items(
         self, bucket: dict[Cell, Any], iid: str, writer: str, host: str, scraped: dict[str, Any]
     ) -> None:
-        seen = self._scraped.get(iid)
+        by_writer = self._scraped.get(iid)
+        if by_writer is None:
+            by_writer = {}
+            self._scraped[iid] = by_writer
+        seen = by_writer.get(writer)
         if seen is None:
             seen = {}
-            self._scraped[iid] = seen
+            by_writer[writer] = seen
         errors_key = self.errors_key
-        pending = self._pending
+        pending = self._pending.get(host)
+        if pending is None:
+            pending = {}
+            self._pending[host] = pending
         for domain, fields in scraped.items():
             if type(fields) is not dict:
                 continue
-            last = seen.get((writer, domain))
+            last = seen.get(domain)
             if last is None:
                 last = [0, 0, 0]
-                seen[(writer, domain)] = last
+                seen[domain] = last
             collected = fields.get("item_collected")
             sent = fields.get("item_sent")
             grew_collected = _is_number(collected) and collected > last[0]
             grew_sent = _is_number(sent) and sent > last[1]
             if grew_collected or grew_sent:
-                leaf = (host, domain)
-                waiting = pending.get(leaf)
+                waiting = pending.get(domain)
                 if waiting is None:
                     waiting = [0, 0]
-                    pending[leaf] = waiting
+                    pending[domain] = waiting
                 if grew_collected:
                     waiting[0] += collected - last[0]
                     last[0] = collected
@@ -281,7 +306,7 @@ class HistoryKernel:
     def _structured_errors(
         self, bucket: dict[Cell, Any], writer: str, errors: dict[str, Any]
     ) -> None:
-        host = writer.partition(self.separator)[0]
+        host = _host(self._hosts, writer, self.separator)
         for kind, info in errors.items():
             domain: Any = None
             if type(info) is dict:
@@ -322,26 +347,27 @@ class HistoryKernel:
         if not self._pending:
             return
         bucket = self._last_bucket
-        for leaf, counts in self._pending.items():
-            cells = self._item_cells.get(leaf)
-            if cells is None:
-                host, domain = leaf
-                cells = (
-                    _COLLECTED_TOTAL,
-                    self.new_cell("collected", "scraper", host),
-                    self.new_cell("collected", "domain", domain),
-                    _SENT_TOTAL,
-                    self.new_cell("sent", "scraper", host),
-                    self.new_cell("sent", "domain", domain),
-                )
-                self._item_cells[leaf] = cells
-            collected, sent = counts[0], counts[1]
-            if collected:
-                for cell in cells[:3]:
-                    bucket[cell] = bucket.get(cell, 0) + collected
-            if sent:
-                for cell in cells[3:]:
-                    bucket[cell] = bucket.get(cell, 0) + sent
+        for host, domains in self._pending.items():
+            for domain, counts in domains.items():
+                leaf = (host, domain)
+                cells = self._item_cells.get(leaf)
+                if cells is None:
+                    cells = (
+                        _COLLECTED_TOTAL,
+                        self.new_cell("collected", "scraper", host),
+                        self.new_cell("collected", "domain", domain),
+                        _SENT_TOTAL,
+                        self.new_cell("sent", "scraper", host),
+                        self.new_cell("sent", "domain", domain),
+                    )
+                    self._item_cells[leaf] = cells
+                collected, sent = counts[0], counts[1]
+                if collected:
+                    for cell in cells[:3]:
+                        bucket[cell] = bucket.get(cell, 0) + collected
+                if sent:
+                    for cell in cells[3:]:
+                        bucket[cell] = bucket.get(cell, 0) + sent
         self._pending.clear()
 
     # -- the sources' health ---------------------------------------------------------------

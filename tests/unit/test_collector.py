@@ -61,6 +61,46 @@ def test_sources_feed_one_state_and_count_rejections(tmp_path: Path) -> None:
     assert not collector.running
 
 
+class Batching(Source):
+    """A live source that hands its lines over in one batch, then blocks until closed."""
+
+    def __init__(self, name: str, lines: list[bytes]) -> None:
+        super().__init__(name)
+        self.lines = lines
+        self.go = threading.Event()
+
+    def run(self, emit: Feed) -> None:
+        self.health.state = "attached"
+        emit.batch([(raw, Envelope(self.id, origin_ns=i + 1)) for i, raw in enumerate(self.lines)])
+        self.go.set()
+        self._closed.wait()
+
+
+def test_a_batch_is_taken_in_order_with_its_rejections() -> None:
+    lines = [b'{"a": {"x": 1}}', b"not json", b'{"a": {"x": 2}}', b"[1]", b'{"a": {"y": 3}}']
+    source = Batching("batch", lines)
+    state = State()
+    with Collector(state, [source]) as collector:
+        assert source.go.wait(HANG_GUARD)
+        assert collector.wait_idle(0.2, timeout=LONG_WAIT)
+        assert state.snapshot() == {"a": {"x": 2, "y": 3}}
+        assert collector.lines == 5
+        assert source.health.rejected == 2
+        assert [e.raw for e in state.journal()] == [lines[0], lines[2], lines[4]]
+        assert [e.envelope.origin_ns for e in state.journal()] == [1, 3, 5]
+        assert [r.reason for r in state.rejected()] == ["invalid_json", "not_an_object"]
+
+
+def test_a_batch_goes_line_by_line_through_on_line() -> None:
+    seen: list[tuple[bytes, bool]] = []
+    source = Batching("batch", [b'{"a": 1}', b"oops"])
+    collector = Collector(State(), [source], on_line=lambda r, e, ok: seen.append((r, ok)))
+    with collector:
+        assert source.go.wait(HANG_GUARD)
+        assert collector.wait_idle(0.2, timeout=LONG_WAIT)
+    assert seen == [(b'{"a": 1}', True), (b"oops", False)]
+
+
 def test_a_failing_source_is_reported_not_lost(tmp_path: Path) -> None:
     missing = FileSource(str(tmp_path / "missing.ndjson"))
     broken = Broken("broken")

@@ -100,10 +100,15 @@ def _small(shard: Any) -> bool:
     return True
 
 
-def feed(module: ModuleType, data: list[bytes]) -> Any:
+def feed(module: ModuleType, data: list[bytes], *, batch: int = 0) -> Any:
+    """Ingest ``data`` line by line, or in batches of ``batch`` lines; what the state holds."""
     state = module.State(counters=COUNTERS, ttl={"intents.*": 100})
-    for line in data:
-        state.ingest(line)
+    if batch:
+        for at in range(0, len(data), batch):
+            state.ingest_batch([(line, module.DIRECT) for line in data[at : at + batch]])
+    else:
+        for line in data:
+            state.ingest(line)
     stats = state.stats()
     return (
         state.snapshot(),
@@ -127,6 +132,14 @@ def test_the_twin_runs_from_source() -> None:
 @given(lines)
 def test_installed_state_matches_its_source(data: list[bytes]) -> None:
     assert feed(installed, data) == feed(PURE, data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines, st.integers(1, 7))
+def test_a_batch_ingests_as_its_lines_one_by_one(data: list[bytes], size: int) -> None:
+    one_by_one = feed(installed, data)
+    assert feed(installed, data, batch=size) == one_by_one
+    assert feed(PURE, data, batch=size) == one_by_one
 
 
 def test_merge_patch_matches_its_source() -> None:

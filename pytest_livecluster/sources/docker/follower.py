@@ -309,6 +309,7 @@ class Follower:
         admit = container.dedup.admit
         source = f"docker:{container.name}"
         batch: list[tuple[bytes, Envelope]] = []
+        last: dict[str, int] = {}  # the newest line of each stream in the batch
         for msg in messages:
             if msg.stream == "system":
                 text = msg.line.decode("utf-8", "replace").strip()
@@ -325,12 +326,10 @@ class Follower:
             # tuple.__new__: the Envelope of every line, at a third of its constructor's cost.
             envelope = _new(Envelope, (source, msg.stream, msg.ts_ns, None, msg.unterminated))
             batch.append((msg.line, envelope))
+            last[msg.stream] = msg.ts_ns
         if not batch:
             return
         self._fleet.emit_lines(batch)
-        last: dict[str, int] = {}  # the newest line of each stream in the batch
-        for _, envelope in batch:
-            last[envelope.stream] = envelope.origin_ns or 0
         for stream, ts in last.items():
             container.delivered(ts, stream)
 
