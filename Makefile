@@ -54,7 +54,7 @@ BENCHMARKS := \
 	"bench_windows.py" \
 	"bench_views.py" \
 	"bench_writer_count.py" \
-	"bench_docker_backlog.py --containers 6 --lines 40000 --mode pytest" \
+	"bench_docker_backlog.py --containers 6 --lines 40000 --mode pytest --rounds 3" \
 	"bench_docker_backlog.py --containers 10 --lines 50000 --mode collector" \
 	"bench_docker_backlog.py --containers 1 --lines 50000 --mode collector --rounds 3"
 
