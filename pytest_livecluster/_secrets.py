@@ -200,8 +200,8 @@ def display_spec(spec: str) -> str:
 
     - a URL (``scheme://…``, any scheme, any case): its :func:`origin`,
       ``scheme://host[:port]`` (``scheme://…`` when it names no host);
-    - ``docker:label=K=V;host=URL``: the spec with the host URL cut to its
-      origin (a ``unix://`` path is shown redacted);
+    - ``docker:label=K=V;host=URL`` (and ``swarm:``): the spec with the host URL cut
+      to its origin (a ``unix://`` path is shown redacted);
     - ``file:PATH``, ``sim:…`` and a word without ``:`` or ``@`` (``sim``): the spec,
       since a path or a label is not a secret;
     - anything else, which may be a URL written wrongly (``bob:pw@host``):
@@ -213,7 +213,7 @@ def display_spec(spec: str) -> str:
     url = _SCHEME.match(spec)
     if url is not None and url.group(2):
         return scrub(origin(spec) or f"{url.group(1).lower()}://…")
-    if spec.startswith("docker:"):
+    if spec.startswith(("docker:", "swarm:")):
         return scrub(_DOCKER_HOST.sub(_display_host, spec))
     if spec.startswith(("file:", "sim:")) or not (":" in spec or "@" in spec):
         return scrub(spec)

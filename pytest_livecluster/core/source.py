@@ -59,6 +59,11 @@ class Followed(Protocol):
 class Feed(Protocol):
     """What :meth:`Source.run` gets: call it with each line.
 
+    The collector's feed also has ``batch(lines)``, taking a list of ``(raw,
+    envelope)`` at once, in order (one lock on the state, one wake-up): a source
+    that reads many lines at a time looks for it with ``getattr`` and falls back
+    to one call per line for any other ``emit``.
+
     A source that finds more sources to follow (the simulated cluster starts
     processes that each serve ``/logs``) hands each to :meth:`follow`; the
     collector runs it in a thread of its own into the same state, counts its
@@ -68,10 +73,6 @@ class Feed(Protocol):
 
     def __call__(self, raw: bytes, envelope: Envelope, /) -> object:
         """Take one raw line (without its newline) and where it came from."""
-
-    def batch(self, lines: list[tuple[bytes, Envelope]], /) -> None:
-        """Take several ``(raw, envelope)`` lines at once, in order: a source that reads
-        many lines at a time hands them over together (one lock, one wake-up)."""
 
     def follow(self, source: Source, /) -> Followed:
         """Run ``source`` beside the one this feed belongs to."""
@@ -109,6 +110,10 @@ class SourceHealth:
     started_ns: int = field(default_factory=time.time_ns)
     errors: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=50))
     error_count: int = 0
+    #: The engine the source reads (a Docker or Swarm source's address), for grouping.
+    engine: str | None = None
+    #: What the source follows, for the report (a swarm's services and their tasks).
+    detail: list[str] = field(default_factory=list)
 
     def line(self, raw: builtins.bytes) -> None:
         self.lines += 1
@@ -144,6 +149,8 @@ class SourceHealth:
             "silent_for_s": round(self.silent_for(), 3),
             "errors": self.error_count,
             "last_errors": list(self.errors)[-5:],
+            "engine": self.engine,
+            "detail": list(self.detail),
         }
 
 
@@ -222,6 +229,11 @@ class Source(abc.ABC):
         container. The default knows no host: the envelope source stands for it.
         """
         return None
+
+    def qualify(self, sources: Sequence[Source]) -> None:  # noqa: B027 (a hook: no-op default)
+        """Called once with every source of the run (this one included), before any
+        runs: a source whose envelope sources could collide with another's makes its
+        own unique here (the Docker source names its engine). Nothing by default."""
 
     def endpoints(self) -> Mapping[str, str]:
         """Services this source knows the address of, by name (none by default).

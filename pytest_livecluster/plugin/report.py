@@ -74,6 +74,8 @@ class SourceSummary:
     silent_for_s: float
     errors: int
     last_errors: list[str]
+    engine: str | None = None
+    detail: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, health: SourceHealth) -> SourceSummary:
@@ -81,7 +83,9 @@ class SourceSummary:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SourceSummary:
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        # A report written before engine and detail existed has neither.
+        known = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        return cls(**known)
 
     def terminal_line(self) -> str:
         parts = [f"{self.source}: {self.state}", f"{self.lines} lines", f"{self.bytes} bytes"]
@@ -200,8 +204,15 @@ class RunReport:
         if self.workers:
             seen = ", ".join(f"{w}: {n}" for w, n in sorted(self.workers.items()))
             yield f"workers (each followed the cluster; lines seen): {seen}"
-        for src in self.sources:
-            yield "  " + src.terminal_line()
+        for engine, sources in _by_engine(self.sources):
+            indent = "  "
+            if engine is not None:
+                yield f"  engine {_escape.terminal(engine, one_line=True)}:"
+                indent = "    "
+            for src in sources:
+                yield indent + src.terminal_line()
+                for line in src.detail:
+                    yield f"{indent}  {_escape.terminal(line, one_line=True)}"
         for failure in self.failures:
             yield f"  FAILED source {_escape.terminal(failure, one_line=True)}"
         if st.rejected:
@@ -228,7 +239,14 @@ class RunReport:
             "| source | state | lines | rejected | reconnects | gaps | silent for | errors |",
             "|---|---|---:|---:|---:|---:|---:|---:|",
         ]
-        out += [src.markdown_row() for src in self.sources]
+        for engine, sources in _by_engine(self.sources):
+            if engine is not None:
+                out.append(f"| **engine {_escape.markdown_code(engine)}** | | | | | | | |")
+            out += [src.markdown_row() for src in sources]
+        for src in self.sources:
+            if src.detail:
+                details = "; ".join(_escape.markdown(line) for line in src.detail)
+                out += ["", f"{_escape.markdown_code(src.source)}: {details}"]
         for failure in self.failures:
             out += ["", f"**Source failed:** {_escape.markdown(scrub(failure))}"]
         if st.rejected:
@@ -293,3 +311,19 @@ def merge_worker_reports(reports: Mapping[str, Mapping[str, Any]]) -> RunReport 
     report.workers = {w: int(r["state"]["lines"]) for w, r in reports.items()}
     report.failures = sorted({f for r in reports.values() for f in r["failures"]})
     return report
+
+
+def _by_engine(
+    sources: list[SourceSummary],
+) -> list[tuple[str | None, list[SourceSummary]]]:
+    """The sources in groups by engine, when they read more than one; else one group."""
+    engines = list(dict.fromkeys(s.engine for s in sources if s.engine))
+    if len(engines) < 2:
+        return [(None, sources)]
+    groups: list[tuple[str | None, list[SourceSummary]]] = [
+        (engine, [s for s in sources if s.engine == engine]) for engine in engines
+    ]
+    others = [s for s in sources if not s.engine]
+    if others:
+        groups.append(("(no engine)", others))
+    return groups

@@ -58,6 +58,7 @@ class Kind:
 _KINDS: list[Kind] = [
     Kind(("file:",), "file:PATH", "pytest_livecluster.sources.file:FileSource"),
     Kind(("docker:",), "docker:label=KEY=VALUE", "pytest_livecluster.sources.docker:DockerSource"),
+    Kind(("swarm:",), "swarm:label=KEY=VALUE", "pytest_livecluster.sources.docker:SwarmSource"),
     Kind(("http://",), "http://HOST:PORT/logs", "pytest_livecluster.sources.http:HttpSource"),
     Kind(("https://",), "https://HOST:PORT/logs", "pytest_livecluster.sources.http:HttpSource"),
     Kind(("sim:",), "sim", "pytest_livecluster.sources.sim:SimSource", bare=True),
@@ -116,6 +117,8 @@ def parse_specs(specs: str | Iterable[str], options: SourceOptions | None = None
         if source.id in seen:
             raise SpecError(f"source {display_spec(source.id)!r} is given twice")
         seen.add(source.id)
+    for source in sources:
+        source.qualify(sources)
     return sources
 
 

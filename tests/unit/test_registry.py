@@ -43,6 +43,7 @@ def test_the_built_in_kinds_in_the_order_messages_name_them() -> None:
     assert kinds() == [
         "file:PATH",
         "docker:label=KEY=VALUE",
+        "swarm:label=KEY=VALUE",
         "http://HOST:PORT/logs",
         "https://HOST:PORT/logs",
         "sim",
@@ -80,5 +81,5 @@ def test_an_unknown_spec_names_the_valid_kinds() -> None:
         parse_specs("ftp://x")
     assert str(info.value) == (
         "unknown source spec 'ftp://x'; valid kinds: file:PATH, docker:label=KEY=VALUE, "
-        "http://HOST:PORT/logs, https://HOST:PORT/logs, sim"
+        "swarm:label=KEY=VALUE, http://HOST:PORT/logs, https://HOST:PORT/logs, sim"
     )

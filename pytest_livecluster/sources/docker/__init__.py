@@ -1,4 +1,5 @@
-"""``docker:label=KEY=VALUE``: follow every container with that label on one Docker engine.
+"""``docker:label=KEY=VALUE``: follow every container with that label on one Docker engine;
+``swarm:label=KEY=VALUE``: every Swarm service with that label, through a manager.
 
 Layer: sources. Lines go out through ``emit`` with the source id ``docker:<container
 name>``; nothing here touches the state. The modules, in the order a line meets them:
@@ -15,6 +16,8 @@ name>``; nothing here touches the state. The modules, in the order a line meets 
 * :mod:`.container`: what is known of one container and of its current run.
 * :mod:`.fleet`: the state the discovery and follower threads share, under one lock.
 * :mod:`.source`: :class:`DockerSource`, the source interface over all of these.
+* :mod:`.swarm`: :class:`SwarmSource`, services through a manager's service logs, with the
+  engine, frames, timestamps and deduplication above.
 """
 
 from __future__ import annotations
@@ -22,5 +25,6 @@ from __future__ import annotations
 from .follower import RESUME_MARGIN_NS
 from .source import DockerSource
 from .spec import DockerSpec, parse_spec
+from .swarm import SwarmSource
 
-__all__ = ["RESUME_MARGIN_NS", "DockerSource", "DockerSpec", "parse_spec"]
+__all__ = ["RESUME_MARGIN_NS", "DockerSource", "DockerSpec", "SwarmSource", "parse_spec"]

@@ -36,7 +36,7 @@ from .errors import BODY_ERRORS, Closed, Transient, broken
 from .fleet import Fleet
 from .timestamps import format_since
 
-__all__ = ["EVENTS_LOOKBACK_NS", "Discovery"]
+__all__ = ["EVENTS_LOOKBACK_NS", "Discovery", "read_events"]
 
 _NS: Final = 1_000_000_000
 # Replay buffered events from a little before the start, so none falls between the
@@ -92,7 +92,7 @@ class Discovery:
         try:
             self._reconcile()
             self._fleet.health.state = SourceState.ATTACHED
-            for event in _events(stream):
+            for event in read_events(stream):
                 self._on_event(event)
         except BODY_ERRORS as exc:
             raise broken(exc, "GET /events") from exc
@@ -163,7 +163,7 @@ class Discovery:
         thread.start()
 
 
-def _events(stream: Stream) -> Iterator[dict[str, Any]]:
+def read_events(stream: Stream) -> Iterator[dict[str, Any]]:
     """The JSON objects of an events body, one a line, however the chunks fall."""
     pending = b""
     for chunk in stream.chunks():

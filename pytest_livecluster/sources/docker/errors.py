@@ -13,7 +13,7 @@ hierarchy (``pytest_livecluster.exceptions``)::
     ├── Gone                 the container no longer exists: its follower ends
     ├── Closed               the source was closed while a request was being made
     └── SourceUnavailable
-        └── Unreadable       the engine refuses this container's logs, and will keep refusing
+        └── Unreadable       the engine refuses a container's (or service's) logs for good
 
 ``Transient``, ``Gone`` and ``Closed`` stay inside the source, which acts on them;
 ``Unreadable`` becomes one of :attr:`DockerSource.failures`.
@@ -54,7 +54,7 @@ class Transient(SourceError):
 
 
 class Gone(SourceError):
-    """The container no longer exists."""
+    """The container (or service) no longer exists."""
 
 
 class Unreadable(SourceUnavailable):
@@ -79,7 +79,7 @@ _Translation = Callable[[Any, str], SourceError]
 # A request that failed, by the type of what it raised: the first row that matches.
 _REQUEST_ERRORS: Final[tuple[tuple[tuple[type[BaseException], ...], _Translation], ...]] = (
     ((SourceError,), lambda exc, what: exc),
-    ((docker.errors.NotFound,), lambda exc, what: Gone(f"{what}: no such container")),
+    ((docker.errors.NotFound,), lambda exc, what: Gone(f"{what}: not found")),
     (
         (docker.errors.APIError,),
         lambda exc, what: api_error(exc.status_code or 0, str(exc.explanation or exc), what),

@@ -22,7 +22,25 @@ from .container import Container
 from .engine import Engine
 from .rotation import StallCheck
 
-__all__ = ["Fleet"]
+__all__ = ["Fleet", "hand_over"]
+
+
+def hand_over(emit: Emit, batch: list[tuple[bytes, Envelope]], health: SourceHealth) -> None:
+    """Emit ``batch`` in order (caller holds its source's emit lock) and count it.
+
+    A collector's feed takes the whole batch at once (one lock on the state,
+    one wake-up); any other ``emit`` is called line by line.
+    """
+    size = 0
+    for line, _ in batch:
+        size += len(line)
+    many = getattr(emit, "batch", None)
+    if many is not None:
+        many(batch)
+    else:
+        for line, envelope in batch:
+            emit(line, envelope)
+    health.lines_read(len(batch), size)
 
 
 class Fleet:
@@ -56,6 +74,12 @@ class Fleet:
         self.fatal: BaseException | None = None
         self.listed = False  # the containers found at attach have their followers
         self.stalls = StallCheck(self, die_grace)
+        #: Appended to every envelope source when the run follows several engines.
+        self.origin_suffix = ""
+
+    def origin(self, name: str) -> str:
+        """The envelope source of container ``name``'s lines."""
+        return f"docker:{name}{self.origin_suffix}"
 
     @property
     def closed(self) -> bool:
@@ -84,7 +108,7 @@ class Fleet:
 
     def set_labels(self, container: Container, labels: dict[str, str]) -> None:
         with self.lock:
-            self.labels[f"docker:{container.name}"] = labels
+            self.labels[self.origin(container.name)] = labels
 
     # -- health -----------------------------------------------------------------------------
 
@@ -115,17 +139,8 @@ class Fleet:
         """Emit ``batch`` in order, holding the source's emit for the whole of it."""
         emit = self.emit
         assert emit is not None  # set by run() before any follower starts
-        many = getattr(emit, "batch", None)  # a collector's feed takes the batch at once
-        size = 0
-        for line, _ in batch:
-            size += len(line)
         with self._emit_lock:
-            if many is not None:
-                many(batch)
-            else:
-                for line, envelope in batch:
-                    emit(line, envelope)
-            self.health.lines_read(len(batch), size)
+            hand_over(emit, batch, self.health)
 
     # -- the end ----------------------------------------------------------------------------
 

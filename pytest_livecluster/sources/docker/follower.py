@@ -34,20 +34,41 @@ from ...core.source import SourceOptions
 from ...exceptions import SourceError
 from .container import Container, Run, run_of
 from .dedup import Deduplicator
-from .engine import HEALTHY_AFTER_S
+from .engine import HEALTHY_AFTER_S, Engine, Stream
 from .errors import BODY_ERRORS, DEAD_OR_REMOVED, Closed, Gone, Transient, Unreadable, broken
 from .fleet import Fleet
 from .frames import LogMessage, LogStreamDecoder
 from .rotation import RotationWatch
 from .timestamps import format_since
 
-__all__ = ["RESUME_MARGIN_NS", "Follower"]
+__all__ = ["RESUME_MARGIN_NS", "Follower", "last_line"]
 
 # How far back a resume starts before the mark: a cheap guard against an engine or
 # driver that rounds timestamps; the deduplicator drops what the margin sends again.
 RESUME_MARGIN_NS: Final = 1_000_000
 
 _new: Final = tuple.__new__
+
+
+def last_line(
+    engine: Engine, stream: Stream, decoder: LogStreamDecoder
+) -> tuple[bool, tuple[int, str] | None]:
+    """Read a ``tail=1`` answer to its end (and release it): whether it was read whole,
+    and the stamp and stream of the last line in it (None if the log is empty)."""
+    last: tuple[int, str] | None = None
+    try:
+        for chunk in stream.chunks():
+            for msg in decoder.feed(chunk):
+                if msg.stream != "system":
+                    last = (msg.ts_ns, msg.stream)
+        for msg in decoder.finish(exited=True):
+            if msg.stream != "system":
+                last = (msg.ts_ns, msg.stream)
+    except BODY_ERRORS:
+        return False, None
+    finally:
+        engine.release(stream)
+    return True, last
 
 
 @dataclass
@@ -268,20 +289,9 @@ class Follower:
             raise
         except SourceError:
             return
-        decoder = self._decoder(run)
-        last: tuple[int, str] | None = None
-        try:
-            for chunk in stream.chunks():
-                for msg in decoder.feed(chunk):
-                    if msg.stream != "system":
-                        last = (msg.ts_ns, msg.stream)
-            for msg in decoder.finish(exited=True):
-                if msg.stream != "system":
-                    last = (msg.ts_ns, msg.stream)
-        except BODY_ERRORS:
+        read, last = last_line(self._engine, stream, self._decoder(run))
+        if not read:
             return
-        finally:
-            self._engine.release(stream)
         container.backlog_end = last
         container.exact = True
         if last is None:
@@ -307,7 +317,7 @@ class Follower:
         """Emit the new lines among ``messages``, in order, in one batch."""
         container = self._container
         admit = container.dedup.admit
-        source = f"docker:{container.name}"
+        source = self._fleet.origin(container.name)
         batch: list[tuple[bytes, Envelope]] = []
         last: dict[str, int] = {}  # the newest line of each stream in the batch
         for msg in messages:

@@ -12,6 +12,7 @@ of open responses down from the closing thread, which wakes every blocked read a
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Final
 
 from ...core.source import Emit, Source, SourceOptions, SourceState
@@ -55,6 +56,7 @@ class DockerSource(Source):
         self._options = options or SourceOptions()
         self._margin = resume_margin_ns
         self._engine = Engine(self.spec, api_timeout)
+        self.health.engine = self._engine.url
         self._fleet = Fleet(
             self._engine, self.health, self._closed, self.close, die_grace=die_grace_s
         )
@@ -78,14 +80,24 @@ class DockerSource(Source):
             return {origin: dict(labels) for origin, labels in self._fleet.labels.items()}
 
     def host_of(self, origin: str) -> str | None:
-        """The container behind ``docker:NAME``, if it is one this source follows or followed."""
-        name = origin.removeprefix("docker:")
-        if name == origin:
-            return None
+        """The container behind ``docker:NAME``, if it is one this source follows or followed
+        (``NAME@ENGINE`` when the run follows several engines)."""
         fleet = self._fleet
+        suffix = fleet.origin_suffix
+        name = origin.removeprefix("docker:")
+        if name == origin or not name.endswith(suffix):
+            return None
+        name = name[: len(name) - len(suffix)]
         with fleet.lock:
             ours = origin in fleet.labels or any(c.name == name for c in fleet.containers.values())
-        return name if ours else None
+        return f"{name}{suffix}" if ours else None
+
+    def qualify(self, sources: Sequence[Source]) -> None:
+        """Among sources of several Docker engines, name the engine in each envelope source
+        (``docker:NAME@ENGINE``): container names need not be unique across engines."""
+        engines = {s.spec.engine for s in sources if isinstance(s, DockerSource)}
+        if len(engines) > 1:
+            self._fleet.origin_suffix = f"@{self.spec.engine}"
 
     def caught_up(self, quiet: float) -> bool:
         """Whether every followed container's backlog is read; cheap, from any thread.
