@@ -2,11 +2,11 @@
 
 The engine is the one ``;host=`` names, else ``DOCKER_HOST`` (with ``DOCKER_TLS_VERIFY``
 and ``DOCKER_CERT_PATH``), else the local socket: ``unix://``, ``tcp://`` or ``ssh://``
-(through the ``ssh`` client and the remote ``docker system dial-stdio``, as the
-docker CLI does). Only read-only endpoints are called: ``/version``, ``/info``,
-``/events``, ``/containers/json``, ``/containers/{id}/json``, ``/containers/{id}/logs``
-and, for a swarm, ``/info``, ``/services``, ``/services/{id}``, ``/tasks``,
-``/tasks/{id}``, ``/tasks/{id}/logs`` and ``/nodes``.
+(one ssh process forwards a local socket to the remote engine's, see :mod:`.tunnel`).
+Only read-only endpoints are called: ``/version``, ``/info``, ``/events``,
+``/containers/json``, ``/containers/{id}/json``, ``/containers/{id}/logs`` and, for a
+swarm, ``/services``, ``/services/{id}``, ``/tasks``, ``/tasks/{id}``,
+``/tasks/{id}/logs`` and ``/nodes``.
 
 docker-py provides the connection (unix socket, TCP, TLS from the environment) and the
 short requests (version, list, inspect). Log and event bodies are read from the raw
@@ -20,10 +20,8 @@ can be read raw and their sockets shut down from another thread by
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -44,6 +42,7 @@ from ..._sockets import shutdown
 from ...exceptions import SourceError, SourceUnavailable
 from .errors import Closed, api_error, translate
 from .spec import DockerSpec
+from .tunnel import SshTunnel
 
 __all__ = ["HEALTHY_AFTER_S", "Engine", "Stream"]
 
@@ -115,12 +114,6 @@ class Stream:
         """Wake the thread blocked reading this stream. Safe from any thread."""
         sock = _socket_of(self._response)
         if sock is None:
-            return
-        process = getattr(sock, "proc", None)
-        if isinstance(process, subprocess.Popen):
-            # An ssh:// stream reads the ssh client's stdout: ending the client ends it.
-            with contextlib.suppress(OSError):
-                process.terminate()
             return
         shutdown(sock)
 
@@ -223,6 +216,7 @@ class Engine:
         self._lock = threading.Lock()
         self._streams: set[Stream] = set()
         self._closing = False
+        self._tunnel: SshTunnel | None = None
         url = spec.host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         remember_url(url)
         #: The engine's address as messages show it (no credentials).
@@ -240,9 +234,10 @@ class Engine:
                 "ssh:// engines are supported"
             )
         if base.startswith("ssh://"):
-            # The ssh client, as the docker CLI uses it: the user's ssh config, agent and
-            # known hosts apply, and a stream is cut by ending its ssh process.
-            kwargs["use_ssh_client"] = True
+            # One ssh process forwards a local socket to the engine's (see .tunnel).
+            self._tunnel = SshTunnel(base, self.url)
+            self._tunnel.ensure()
+            kwargs["base_url"] = self._tunnel.url
         # docker-py can only be given its API version when a client is built ("auto" asks
         # the engine before the unix adapter could be replaced), so a first client with a
         # placeholder version asks, and the client kept is built with the engine's answer.
@@ -282,6 +277,8 @@ class Engine:
     def _call(self, fn: Any, what: str, *args: Any, **kwargs: Any) -> Any:
         if self._closing:
             raise Closed(what)
+        if self._tunnel is not None:
+            self._tunnel.ensure()  # made again if its ssh process ended
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
@@ -415,6 +412,8 @@ class Engine:
         self.cut_all()
         if self._api is not None:
             self._api.close()
+        if self._tunnel is not None:
+            self._tunnel.close()
 
 
 def _error_message(response: requests.Response) -> str:
