@@ -323,3 +323,28 @@ def test_a_manager_restart_loses_and_repeats_nothing(
     again = swarm.client.services.get(created.id)  # the client of the restarted engine
     stop_and_compare(swarm, again, collection, timeout=90)
     assert collection.source.health.reconnects >= 1
+
+
+def test_a_live_run_on_a_swarm_reads_roles_from_service_labels(
+    swarm: ExtraEngine, service: ServiceMaker, tag: str, pytester: pytest.Pytester
+) -> None:
+    hello = '{"blade-x": {"msg": "Hello World"}}'
+    created = service(
+        "blade",
+        replicas=2,
+        env={"SEQ_TEXT": hello, "SEQ_COUNT": "3", "SEQ_AFTER": "hold"},
+        role="spotter",
+    )
+    wait_until(lambda: sum(engine_lines(swarm, created.id).values()) == 6, 60, "the hellos")
+    pytester.makepyfile(
+        """
+        def test_the_blade_said_hello_as_a_spotter(cluster):
+            assert cluster.stats().lines == 6
+            assert cluster.hellos() == {"spotter": ["blade-x"]}
+        """
+    )
+    spec = f"swarm:label={LABEL_KEY}={tag};host={swarm.url}"
+    result = pytester.runpytest_subprocess(f"--live-cluster={spec}", "-p", "no:randomly")
+    result.assert_outcomes(passed=1)
+    node = swarm.client.info()["Name"]
+    result.stdout.fnmatch_lines([f"*service {created.name}: 2 tasks followed ({node}: 2)"])

@@ -242,6 +242,11 @@ def test_origin(url: str, expected: str) -> None:
             "docker:label=a=b;host=unix:///var/run/d.sock",
             "docker:label=a=b;host=unix:///var/run/d.sock",
         ),
+        (
+            "swarm:label=K=V;host=tcp://user:DSPEC-Aa11@manager:2376",
+            "swarm:label=K=V;host=tcp://manager:2376",
+        ),
+        ("docker:label=K=V;host=ssh://ops@h:2222", "docker:label=K=V;host=ssh://h:2222"),
         ("file:/tmp/rec.ndjson", "file:/tmp/rec.ndjson"),
         ("sim", "sim"),
         ("bob:DSPEC-Aa11@h/logs", "bob:…"),
