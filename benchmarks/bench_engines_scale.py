@@ -32,27 +32,22 @@ import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import docker
 import docker.errors
 import docker.types
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_docker_scale import LABEL_KEY, QUIET, RATE, SCRIPT  # the same writers
+
 from pytest_livecluster.core.collector import Collector
 from pytest_livecluster.core.ingest import Envelope
 from pytest_livecluster.core.state import State
 from pytest_livecluster.sources import parse_specs
 from tests.support.dockerkit import IMAGE, ensure_image, multiset_problems
 from tests.support.engines import ExtraEngine
-
-LABEL_KEY: Final = "livecluster.bench"
-RATE: Final = 10
-QUIET: Final = 2.0
-SCRIPT: Final = (
-    'i=0; while [ "$i" -lt {count} ]; do '
-    'echo "{{\\"c\\": {idx}, \\"seq\\": $i}}"; i=$((i + 1)); usleep 100000; done'
-)
 
 
 def collect(specs: list[str], start: Any, wait_done: Any) -> dict[str, Any]:
