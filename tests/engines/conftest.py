@@ -51,11 +51,11 @@ def swarm() -> Iterator[ExtraEngine]:
 
 @pytest.fixture(scope="session")
 def plain_engines() -> Iterator[list[ExtraEngine]]:
-    """Two more dockerd, not in a swarm, beside the main engine."""
+    """Two more dockerd, not in a swarm, beside the main engine; the second also on tcp://."""
     engines: list[ExtraEngine] = []
     try:
-        for index in (2, 3):
-            engines.append(ExtraEngine(index).start())
+        engines.append(ExtraEngine(2).start())
+        engines.append(ExtraEngine(3, tcp=True).start())
         yield engines
     finally:
         for engine in engines:

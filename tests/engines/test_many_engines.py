@@ -23,7 +23,8 @@ LINES = 300  # per stream and container
 
 @pytest.fixture
 def three_engines(plain_engines: list[ExtraEngine], tag: str) -> Iterator[list[str]]:
-    """The URLs of three engines, each running two finished containers named alike."""
+    """The URLs of three engines (two unix://, one tcp://), each running two finished
+    containers named alike."""
     try:
         main = docker.from_env(timeout=60)
         main.ping()
@@ -31,7 +32,7 @@ def three_engines(plain_engines: list[ExtraEngine], tag: str) -> Iterator[list[s
         no_engine(str(exc))
     ensure_image(main)
     clients = [main, *(engine.client for engine in plain_engines)]
-    urls = ["unix:///var/run/docker.sock", *(engine.url for engine in plain_engines)]
+    urls = ["unix:///var/run/docker.sock", plain_engines[0].url, plain_engines[1].tcp_url]
     made = []
     try:
         for client in clients:
@@ -69,7 +70,7 @@ def test_one_state_follows_three_engines_and_tells_same_named_containers_apart(
     assert len(origins) == 6
     for source, url in zip(sources, three_engines, strict=True):
         assert isinstance(source, DockerSource)
-        engine = url.removeprefix("unix://")
+        engine = url.removeprefix("unix://").removeprefix("tcp://")
         mine = {o for o in origins if o.endswith(f"@{engine}")}
         assert mine == {f"docker:lc-{tag}-{n}@{engine}" for n in range(2)}
         assert {source.host_of(o) for o in mine} == {o.removeprefix("docker:") for o in mine}

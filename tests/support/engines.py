@@ -47,10 +47,19 @@ def dockerd_available() -> str | None:
 
 
 class ExtraEngine:
-    """A ``dockerd`` beside the main one; ``index`` (1-50) picks its bridge and subnet."""
+    """A ``dockerd`` beside the main one; ``index`` (1-50) picks its bridge and subnet.
 
-    def __init__(self, index: int) -> None:
+    With ``tcp=True`` it also listens on a free port of 127.0.0.1, without TLS
+    (loopback only): :attr:`tcp_url`.
+    """
+
+    def __init__(self, index: int, *, tcp: bool = False) -> None:
         self.index = index
+        self.tcp_port: int | None = None
+        if tcp:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.tcp_port = int(probe.getsockname()[1])
         # A short path: a unix socket's path must fit in 108 bytes.
         self.root = Path(tempfile.mkdtemp(prefix=f"lc-dockerd{index}-", dir="/tmp"))
         self.socket = self.root / "docker.sock"
@@ -62,6 +71,11 @@ class ExtraEngine:
     @property
     def url(self) -> str:
         return f"unix://{self.socket}"
+
+    @property
+    def tcp_url(self) -> str:
+        assert self.tcp_port is not None, "made without tcp=True"
+        return f"tcp://127.0.0.1:{self.tcp_port}"
 
     @property
     def client(self) -> docker.DockerClient:
@@ -80,6 +94,7 @@ class ExtraEngine:
                 "dockerd",
                 "-H",
                 self.url,
+                *(["-H", self.tcp_url] if self.tcp_port else []),
                 "--data-root",
                 str(self.root / "data"),
                 "--exec-root",
