@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import orjson
 
+from ..._retry import Backoff
 from ...core.source import SourceState
 from ...exceptions import SourceError
 from .container import Container
@@ -36,7 +37,7 @@ from .errors import BODY_ERRORS, Closed, Transient, broken
 from .fleet import Fleet
 from .timestamps import format_since
 
-__all__ = ["EVENTS_LOOKBACK_NS", "Discovery", "read_events"]
+__all__ = ["EVENTS_LOOKBACK_NS", "Discovery", "keep_following", "read_events"]
 
 _NS: Final = 1_000_000_000
 # Replay buffered events from a little before the start, so none falls between the
@@ -63,27 +64,19 @@ class Discovery:
     def run(self) -> None:
         """Follow the events until the source closes, reconnecting after a backoff."""
         fleet = self._fleet
-        since = time.time_ns() - EVENTS_LOOKBACK_NS
-        backoff = fleet.backoff(self._max_wait)
-        while not fleet.closed:
-            started = time.monotonic()
-            try:
-                self._follow_events(since)
-                error = "the events stream ended"
-            except Closed:
-                return
-            except SourceError as exc:
-                error = str(exc)
-            if fleet.closed:
-                return
+
+        def reconnecting(error: str) -> None:
             fleet.note(f"{error}; reconnecting")
             fleet.count_reconnect()
             fleet.health.state = SourceState.RECONNECTING
-            if time.monotonic() - started >= HEALTHY_AFTER_S:
-                backoff.reset()
-            if not backoff.pause():
-                return
-            since = self._last_event_ns or since
+
+        keep_following(
+            self._follow_events,
+            backoff=fleet.backoff(self._max_wait),
+            closed=lambda: fleet.closed,
+            reconnecting=reconnecting,
+            last_event=lambda: self._last_event_ns,
+        )
 
     def _follow_events(self, since_ns: int) -> None:
         filters = orjson.dumps({"type": ["container"], "label": [self._label]})
@@ -161,6 +154,37 @@ class Discovery:
             fleet.health.attached += 1
             fleet.threads.add(thread)
         thread.start()
+
+
+def keep_following(
+    follow: Callable[[int], None],
+    *,
+    backoff: Backoff,
+    closed: Callable[[], bool],
+    reconnecting: Callable[[str], None],
+    last_event: Callable[[], int | None],
+) -> None:
+    """Run ``follow(since_ns)`` (one events subscription, to its end) until the source
+    closes: any end is reported through ``reconnecting``, then after a backoff the next
+    subscription starts from the last event seen (``last_event()``)."""
+    since = time.time_ns() - EVENTS_LOOKBACK_NS
+    while not closed():
+        started = time.monotonic()
+        try:
+            follow(since)
+            error = "the events stream ended"
+        except Closed:
+            return
+        except SourceError as exc:
+            error = str(exc)
+        if closed():
+            return
+        reconnecting(error)
+        if time.monotonic() - started >= HEALTHY_AFTER_S:
+            backoff.reset()
+        if not backoff.pause():
+            return
+        since = last_event() or since
 
 
 def read_events(stream: Stream) -> Iterator[dict[str, Any]]:

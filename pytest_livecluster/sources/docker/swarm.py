@@ -50,7 +50,7 @@ from ...core.ingest import Envelope
 from ...core.source import Emit, Source, SourceOptions, SourceState
 from ...exceptions import SourceError, SourceUnavailable
 from .dedup import Deduplicator
-from .discovery import EVENTS_LOOKBACK_NS, read_events
+from .discovery import keep_following, read_events
 from .engine import HEALTHY_AFTER_S, Engine, Stream
 from .errors import BODY_ERRORS, Closed, Gone, Unreadable, broken
 from .fleet import hand_over
@@ -255,28 +255,19 @@ class SwarmSource(Source):
         self._default_driver = str(info.get("LoggingDriver") or "")
 
     def _discover(self) -> None:
-        since = time.time_ns() - EVENTS_LOOKBACK_NS
-        backoff = Backoff(self._closed, self._options.reconnect_max_wait)
-        while not self.closed:
-            started = time.monotonic()
-            try:
-                self._follow_events(since)
-                error = "the events stream ended"
-            except Closed:
-                return
-            except SourceError as exc:
-                error = str(exc)
-            if self.closed:
-                return
+        def reconnecting(error: str) -> None:
             self._note(f"{error}; reconnecting")
             with self._lock:
                 self.health.reconnects += 1
             self.health.state = SourceState.RECONNECTING
-            if time.monotonic() - started >= HEALTHY_AFTER_S:
-                backoff.reset()
-            if not backoff.pause():
-                return
-            since = self._last_event_ns or since
+
+        keep_following(
+            self._follow_events,
+            backoff=Backoff(self._closed, self._options.reconnect_max_wait),
+            closed=lambda: self.closed,
+            reconnecting=reconnecting,
+            last_event=lambda: self._last_event_ns,
+        )
 
     def _follow_events(self, since_ns: int) -> None:
         filters = orjson.dumps({"type": ["service"]}).decode()
